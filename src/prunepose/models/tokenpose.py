@@ -1,0 +1,188 @@
+"""TokenPose (and PPT, which is TokenPose plus token pruning) as one configurable model.
+
+Faithful to the official code (see the project's reference notes): keypoint tokens are prepended to the
+visual tokens; the fixed sine PE is stored as a frozen parameter, added to visual tokens at the input
+and re-added before every layer after the first (restarting per stack for the L variants); patches
+are flattened channel-last; TokenPose-S uses the ``dim ** -0.5`` attention scale; the T/S/B head is
+LN-Linear-LN-Linear without activation, the L head LN-Linear over the 3 stacks' concatenated keypoint
+tokens. PPT prunes visual tokens after the attention residual and before the FFN at ``prune_layers``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunepose.errors import ConfigError
+from prunepose.models.outputs import PoseOutput
+from prunepose.nn.backbones import build_backbone
+from prunepose.nn.blocks import PreNormBlock
+from prunepose.nn.posenc import sine_position_encoding_2d
+from prunepose.pruning.selectors import AttentionTopKSelector, gather_tokens
+from prunepose.registry import register_model
+
+
+@dataclass(frozen=True)
+class TokenPoseConfig:
+    """Architecture of a TokenPose / PPT variant. Sizes are (width, height)."""
+
+    name: str
+    backbone: str  # none | stemnet | hrnet_w32 | hrnet_w48
+    patch_size: tuple[int, int]  # (w, h) on the backbone feature map
+    input_size: tuple[int, int] = (192, 256)
+    heatmap_size: tuple[int, int] = (48, 64)
+    num_keypoints: int = 17
+    skeleton: str = "coco"
+    dim: int = 192
+    depth: int = 12  # layers per stack
+    num_stacks: int = 1  # 3 for the L variants (keypoint tokens of the stacks concatenated)
+    heads: int = 8
+    mlp_ratio: float = 3.0
+    attn_scale: str = "head"  # "head": head_dim**-0.5 ; "dim": dim**-0.5 (TokenPose-S quirk)
+    prune_layers: tuple[int, ...] = ()  # 0-based global layer indices where PPT prunes
+    keep_ratio: float = 1.0  # fraction of the current visual tokens kept at each pruning layer
+    sigma: float = 2.0  # heatmap Gaussian sigma used for training targets
+    flip_shift: bool = False  # TokenPose (UDP) averages flipped heatmaps without a 1-px shift
+    family: str = "tokenpose"
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Token grid (rows, cols)."""
+        stride = 1 if self.backbone == "none" else 4
+        return (self.input_size[1] // stride // self.patch_size[1], self.input_size[0] // stride // self.patch_size[0])
+
+
+class TokenPose(nn.Module):
+    """TokenPose / PPT. Call on (B, 3, H, W) normalised RGB; returns :class:`PoseOutput`."""
+
+    def __init__(self, config: TokenPoseConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if c.input_size[0] // c.heatmap_size[0] != 4 or c.input_size[1] // c.heatmap_size[1] != 4:
+            raise ConfigError(f"{c.name}: heatmap_size {c.heatmap_size} must be input_size {c.input_size} / 4")
+        self.backbone, channels, stride = build_backbone(c.backbone)
+        fw, fh = c.input_size[0] // stride, c.input_size[1] // stride
+        pw, ph = c.patch_size
+        if fw % pw or fh % ph:
+            raise ConfigError(f"{c.name}: feature map {fw}x{fh} (w x h) is not divisible by patch {pw}x{ph}")
+        self.grid_h, self.grid_w = fh // ph, fw // pw
+        self.num_tokens = self.grid_h * self.grid_w
+        self.patch_embed = nn.Linear(channels * pw * ph, c.dim)
+        self.keypoint_tokens = nn.Parameter(torch.zeros(1, c.num_keypoints, c.dim))
+        self.pos_embed = nn.Parameter(
+            sine_position_encoding_2d(self.grid_h, self.grid_w, c.dim), requires_grad=False
+        )
+        scale = (c.dim // c.heads) ** -0.5 if c.attn_scale == "head" else c.dim**-0.5
+        self.blocks = nn.ModuleList(
+            PreNormBlock(c.dim, c.heads, c.mlp_ratio, scale) for _ in range(c.depth * c.num_stacks)
+        )
+        hm_pixels = c.heatmap_size[0] * c.heatmap_size[1]
+        head_in = c.dim * c.num_stacks
+        hidden = hm_pixels // 8
+        if head_in <= hidden * 0.5:
+            self.head = nn.Sequential(nn.LayerNorm(head_in), nn.Linear(head_in, hidden), nn.LayerNorm(hidden),
+                                      nn.Linear(hidden, hm_pixels))
+        else:
+            self.head = nn.Sequential(nn.LayerNorm(head_in), nn.Linear(head_in, hm_pixels))
+        self.selector = AttentionTopKSelector()
+        self.keep_ratio = c.keep_ratio  # mutable: the training schedule changes it
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.keypoint_tokens, std=0.02)
+        for name, m in self.named_modules():
+            if name.startswith("backbone"):
+                if isinstance(m, nn.Conv2d) and self.config.backbone.startswith("hrnet"):
+                    nn.init.normal_(m.weight, std=0.001)
+                continue
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def _check_input(self, images: torch.Tensor) -> None:
+        w, h = self.config.input_size
+        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] != 3:
+            got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+            raise ConfigError(f"{self.config.name}: expected images of shape (B, 3, {h}, {w}), got {got}")
+        if images.shape[2] != h or images.shape[3] != w:
+            raise ConfigError(
+                f"{self.config.name} was built for {h}x{w} (HxW) input, got {images.shape[2]}x{images.shape[3]}; "
+                "crop/resize to the model's input size (the positional encoding is tied to it)"
+            )
+        if not images.is_floating_point():
+            raise ConfigError(f"{self.config.name}: expected a float image tensor, got {images.dtype}")
+
+    def tokenize(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) feature map -> (B, N, dim) tokens, patches flattened channel-last (p1 p2 c)."""
+        b, ch, h, w = features.shape
+        pw, ph = self.config.patch_size
+        x = features.reshape(b, ch, h // ph, ph, w // pw, pw).permute(0, 2, 4, 3, 5, 1)
+        return self.patch_embed(x.reshape(b, (h // ph) * (w // pw), ph * pw * ch))
+
+    def forward(self, images: torch.Tensor, return_attention: bool = False) -> PoseOutput:
+        self._check_input(images)
+        c = self.config
+        j = c.num_keypoints
+        visual = self.tokenize(self.backbone(images)) + self.pos_embed
+        b = visual.shape[0]
+        x = torch.cat((self.keypoint_tokens.expand(b, -1, -1), visual), dim=1)
+        pos = self.pos_embed
+        grid_index = torch.arange(self.num_tokens, device=images.device).expand(b, -1)
+        prune_here = set(c.prune_layers) if self.keep_ratio < 1.0 else set()
+        kept: list[torch.Tensor] = []
+        attention: list[torch.Tensor] | None = [] if return_attention else None
+        stack_outputs = []
+        for idx, block in enumerate(self.blocks):
+            if idx % c.depth != 0:  # PE re-added before every layer but the first of each stack
+                x = torch.cat((x[:, :j], x[:, j:] + pos), dim=1)
+            need_rows = idx in prune_here or return_attention
+            x, rows = block.attend(x, query_rows=j if need_rows else 0)
+            if attention is not None:
+                attention.append(self._scatter_attention(rows, grid_index, j))
+            if idx in prune_here:
+                keep = self.selector.select(rows, j, self.keep_ratio)
+                x = torch.cat((x[:, :j], gather_tokens(x[:, j:], keep)), dim=1)
+                pos = gather_tokens(pos, keep)
+                grid_index = torch.gather(grid_index, 1, keep)
+                kept.append(grid_index)
+            x = block.feed_forward(x)
+            if idx % c.depth == c.depth - 1:
+                stack_outputs.append(x[:, :j])
+        tokens = torch.cat(stack_outputs, dim=-1) if c.num_stacks > 1 else stack_outputs[-1]
+        heatmaps = self.head(tokens).reshape(b, j, c.heatmap_size[1], c.heatmap_size[0])
+        return PoseOutput(heatmaps=heatmaps, kept=kept, attention=attention)
+
+    def _scatter_attention(self, rows: torch.Tensor, grid_index: torch.Tensor, j: int) -> torch.Tensor:
+        """Head-averaged keypoint->visual attention (B, J, N_cur) placed on the full grid (B, J, N)."""
+        vis = rows[..., j:].mean(dim=1)
+        full = vis.new_zeros(vis.shape[0], j, self.num_tokens)
+        return full.scatter(2, grid_index.unsqueeze(1).expand(-1, j, -1), vis)
+
+
+def build_tokenpose(config: TokenPoseConfig) -> TokenPose:
+    return TokenPose(config)
+
+
+_VARIANTS = [
+    TokenPoseConfig("tokenpose_t", backbone="none", patch_size=(12, 16), heads=16),
+    TokenPoseConfig("tokenpose_s_v1", backbone="stemnet", patch_size=(3, 4), attn_scale="dim"),
+    TokenPoseConfig("tokenpose_s_v2", backbone="stemnet", patch_size=(2, 2), attn_scale="dim"),
+    TokenPoseConfig("tokenpose_b", backbone="hrnet_w32", patch_size=(3, 4)),
+    TokenPoseConfig("tokenpose_l_d24", backbone="hrnet_w48", patch_size=(3, 4), depth=8, num_stacks=3, heads=12),
+    TokenPoseConfig("tokenpose_l_d6_mpii", backbone="hrnet_w48", patch_size=(4, 4), depth=2, num_stacks=3,
+                    input_size=(256, 256), heatmap_size=(64, 64), num_keypoints=16, skeleton="mpii"),
+    # PPT: the same architectures with Human Token Identification at layers 3, 6, 9 (keep 0.7).
+    TokenPoseConfig("ppt_s", backbone="stemnet", patch_size=(3, 4), attn_scale="dim", prune_layers=(3, 6, 9),
+                    keep_ratio=0.7, family="ppt"),
+    TokenPoseConfig("ppt_b", backbone="hrnet_w32", patch_size=(3, 4), prune_layers=(3, 6, 9), keep_ratio=0.7,
+                    family="ppt"),
+    # PPT-L/D6 as the official code builds it: the TB architecture (one 6-layer stack) on HRNet-W48; the
+    # hard-coded pruning layers [3, 6, 9] mean it prunes only once (256 -> 180 tokens).
+    TokenPoseConfig("ppt_l_d6", backbone="hrnet_w48", patch_size=(3, 4), depth=6, prune_layers=(3, 6, 9),
+                    keep_ratio=0.7, family="ppt"),
+]
+for _cfg in _VARIANTS:
+    register_model(_cfg, build_tokenpose)

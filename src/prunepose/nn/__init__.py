@@ -1,0 +1,1 @@
+"""Shared neural-network parts: attention, transformer blocks, positional encodings, backbones."""
