@@ -1,0 +1,168 @@
+"""The ``prunepose`` command line. Thin: parsing and printing only; the work lives in the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from prunepose.errors import PrunePoseError
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment YAML (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--data-root", help="folder the config's relative data paths are resolved against")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from prunepose.registry import create_model, get_config, list_models
+
+    rows = []
+    for name in list_models(args.filter):
+        c = get_config(name)
+        row = [name, c.family, c.backbone, f"{c.input_size[1]}x{c.input_size[0]}", str(c.num_keypoints),
+               ",".join(map(str, c.prune_layers)) or "-", f"{c.keep_ratio:g}"]
+        if args.params:
+            from prunepose.profiling import count_params
+
+            row.append(f"{count_params(create_model(name)) / 1e6:.3f}M")
+        rows.append(row)
+    head = ["model", "family", "backbone", "input HxW", "K", "prune at", "keep"] + (["params"] if args.params else [])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _device(arg: str | None) -> str:
+    import torch
+
+    if arg:
+        return arg
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from prunepose.config import dump_config, load_config
+    from prunepose.engine.trainer import TrainConfig, Trainer
+    from prunepose.errors import ConfigError
+    from prunepose.pruning.schedule import KeepRatioSchedule
+    from prunepose.registry import create_model
+    from prunepose.tasks.topdown import build_dataset, evaluate, heatmap_loss
+
+    cfg = load_config(args.config, args.set, args.data_root)
+    model = create_model(cfg["model"], **cfg["model_overrides"])
+    if args.init:
+        from prunepose.weights import load_weights
+
+        load_weights(model, args.init)
+    train_set = build_dataset(cfg, model.config, "train")
+    val_set = build_dataset(cfg, model.config, "val") if cfg["data"].get("val") else None
+    train_cfg = dict(cfg["train"])
+    train_cfg.setdefault("work_dir", args.work_dir or f"work_dirs/{Path(args.config).stem}")
+    if args.work_dir:
+        train_cfg["work_dir"] = args.work_dir
+    try:
+        tcfg = TrainConfig(**train_cfg)
+    except TypeError as exc:
+        raise ConfigError(f"{args.config}: bad 'train' section ({exc})") from None
+    Path(tcfg.work_dir).mkdir(parents=True, exist_ok=True)
+    (Path(tcfg.work_dir) / "config.yaml").write_text(dump_config(cfg))
+    callbacks = []
+    target = model.config.keep_ratio
+    sched = cfg.get("keep_ratio_schedule") or {}
+    if target < 1.0 and sched.get("enabled", True):
+        callbacks.append(KeepRatioSchedule(target, float(sched.get("warmup_epochs", 10)),
+                                           float(sched.get("ramp_epochs", 100))))
+
+    evaluate_fn: Callable | None = None
+    if val_set is not None:
+        def evaluate_fn(m, epoch):  # noqa: ANN001, ARG001  (engine callback signature)
+            m.keep_ratio = target  # test with the target keep ratio, whatever the schedule says
+            res = evaluate(m, val_set, cfg["test"], progress=False)
+            return {k: v for k, v in res.items() if k != "summary"}
+
+    trainer = Trainer(model, train_set, heatmap_loss, tcfg, evaluate_fn=evaluate_fn, step_callbacks=callbacks)
+    summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
+    if trainer.dist.is_main:
+        print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
+                          if k in summary}, default=str))
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from prunepose.config import load_config
+    from prunepose.registry import create_model
+    from prunepose.tasks.topdown import build_dataset, evaluate
+    from prunepose.weights import load_weights
+
+    cfg = load_config(args.config, args.set, args.data_root)
+    model = create_model(cfg["model"], **cfg["model_overrides"])
+    load_weights(model, args.checkpoint)
+    dataset = build_dataset(cfg, model.config, "val")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = evaluate(model, dataset, cfg["test"], out_dir=out_dir, device=_device(args.device))
+    summary = res.pop("summary", "")
+    print(summary)
+    (out_dir / "metrics.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps(res))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prunepose.demo import run_demo
+
+    run_demo(out_dir=args.out, model_name=args.model, image=args.image)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunepose", description="Efficient transformer pose estimation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("filter", nargs="?", help="substring to filter names")
+    p.add_argument("--params", action="store_true", help="also build each model and count its parameters")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a model from an experiment YAML (resumes from work_dir/last.pt)")
+    _add_config_args(p)
+    p.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
+    p.add_argument("--resume", help="checkpoint to resume from (default: work_dir/last.pt when present)")
+    p.add_argument("--no-resume", action="store_true", help="start fresh even if work_dir/last.pt exists")
+    p.add_argument("--init", help="weights to start from (checkpoint or safetensors)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint on the config's val split")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) or weights (.safetensors)")
+    p.add_argument("--out", default="outputs/test", help="folder for results JSON and metrics")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("demo", help="run the bundled demo (writes pictures, prints a summary)")
+    p.add_argument("--out", default="outputs/demo")
+    p.add_argument("--model", default="ppt_s")
+    p.add_argument("--image", default=None, help="image to use instead of the bundled one")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PrunePoseError as exc:
+        print(f"prunepose: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prunepose: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
