@@ -1,0 +1,86 @@
+"""Crash-safe checkpoint files.
+
+Why atomic writes: a training job can be killed at any moment (pre-emption, OOM killer, Ctrl-C). If the
+kill lands while ``last.pt`` is being written, a plain ``torch.save(state, "last.pt")`` leaves a truncated
+file and the run cannot resume at all. Writing to a temporary file in the same folder, syncing it to disk
+and then ``os.replace``-ing it over the old file means readers only ever see the old or the new file.
+
+Why ``weights_only=True`` on load: it refuses to run arbitrary pickled code, so a checkpoint from
+elsewhere cannot execute anything. The price is that a state may only hold tensors, primitives, and
+lists/tuples/dicts of them; the trainer stores RNG states accordingly.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunepose.errors import PrunePoseError
+
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself; without it a power loss may forget the new directory entry."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms/filesystems cannot open directories; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically and return the path.
+
+    The temporary file lives in the target folder because ``os.replace`` is only atomic within one
+    filesystem. On any error the temporary file is removed and the previous checkpoint stays untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        # BaseException: a KeyboardInterrupt mid-write must not leave stray temp files either.
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (or any plain ``torch.save`` of a dict).
+
+    Raises :class:`PrunePoseError` naming the file when it is missing, unreadable, or not a dict, so the
+    CLI can print one clear line instead of a pickle traceback.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise PrunePoseError(f"checkpoint not found: {source}")
+    try:
+        state = torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
+        # torch's weights_only messages run to many lines; the first one says what went wrong.
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise PrunePoseError(
+            f"checkpoint {source} is corrupt or not loadable with weights_only=True "
+            f"({type(exc).__name__}: {detail})"
+        ) from exc
+    if not isinstance(state, dict):
+        raise PrunePoseError(f"checkpoint {source} holds a {type(state).__name__}, expected a dict")
+    return state
