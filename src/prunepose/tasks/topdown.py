@@ -38,7 +38,8 @@ def build_dataset(cfg: dict[str, Any], model_config: Any, split: str) -> Dataset
                                   skip_missing_images=bool(part.get("skip_missing_images", False)), **common)
     from prunepose.data.mpii import MpiiDataset
 
-    return MpiiDataset(part["ann_file"], part["image_root"], head_boxes=part.get("head_boxes"), **common)
+    return MpiiDataset(part["ann_file"], part["image_root"], headboxes=part.get("head_boxes"),
+                       skip_missing_images=bool(part.get("skip_missing_images", False)), **common)
 
 
 def heatmap_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -100,11 +101,13 @@ def evaluate(model: nn.Module, dataset: Dataset, test_cfg: dict[str, Any], out_d
 
     With ``out_dir`` the COCO results JSON (standard results format) is written there.
     """
+    if not hasattr(dataset, "coco"):
+        dataset.head_sizes()  # fail before the long prediction when PCKh cannot be computed
     pred = predict_dataset(model, dataset, flip=bool(test_cfg["flip"]), refine=test_cfg["refine"],
                            batch_size=int(test_cfg["batch_size"]), device=device, progress=progress)
     skeleton = get_skeleton(model.config.skeleton)
-    if hasattr(dataset, "evaluate_pckh"):
-        return dataset.evaluate_pckh(pred["preds"], pred["index"])
+    if not hasattr(dataset, "coco"):
+        return evaluate_mpii(dataset, pred)
     from prunepose.metrics.coco_eval import evaluate_coco_keypoints, postprocess_topdown, write_coco_results
 
     results = postprocess_topdown(pred["preds"], pred, sigmas=skeleton.sigmas,
@@ -116,4 +119,18 @@ def evaluate(model: nn.Module, dataset: Dataset, test_cfg: dict[str, Any], out_d
     out = dict(metrics)
     out["score"] = out["AP"]
     out["summary"] = metrics.summary
+    return out
+
+
+def evaluate_mpii(dataset: Any, pred: dict[str, np.ndarray]) -> dict[str, Any]:
+    """PCKh@0.5 (and Mean@0.1) of MPII predictions against the dataset's joints and head boxes."""
+    from prunepose.metrics.pckh import pckh
+
+    order = np.argsort(pred["index"])
+    index = pred["index"][order]
+    res = pckh(pred["preds"][order], dataset.joints[index], dataset.joints_vis[index] > 0,
+               dataset.head_sizes()[index], thr=0.5)
+    out: dict[str, Any] = dict(res)
+    out["score"] = out["Mean"]
+    out["summary"] = "  ".join(f"{k} {v:.2f}" for k, v in res.items() if "/" not in k)
     return out
