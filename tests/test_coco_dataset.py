@@ -258,3 +258,21 @@ def test_malformed_detection_file(tmp_path: Path, dets: object, field: str) -> N
     ann = _write(tmp_path / "ann.json", _tiny_coco())
     det = _write(tmp_path / "dets.json", dets)
     _raises("dets.json", field, CocoTopDownDataset, ann, IMAGES, train=False, det_file=det)
+
+
+def test_all_invisible_keypoints_give_a_clear_error(tmp_path) -> None:
+    import json
+
+    import cv2
+    import numpy as np
+
+    from prunepose.errors import DataError
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((40, 30, 3), np.uint8))
+    ann = {"images": [{"id": 1, "file_name": "a.jpg", "width": 30, "height": 40}],
+           "categories": [{"id": 1, "name": "person", "keypoints": [str(i) for i in range(17)], "skeleton": []}],
+           "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [1, 1, 20, 30],
+                            "area": 600, "num_keypoints": 0, "keypoints": [0] * 51}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with pytest.raises(DataError, match=r"ann\.json.*no usable samples"):
+        CocoTopDownDataset(tmp_path / "ann.json", tmp_path)

@@ -263,6 +263,10 @@ class CocoTopDownDataset(TopDownDataset):
             self._records = self._gt_records(images)
         else:
             self._records = self._det_records(images, float(det_score_thr))
+        if not self._records:
+            what = f"detections in {self.det_file}" if self.det_file else "person annotations with a labelled keypoint"
+            raise DataError(f"{self.ann_file}: no usable samples: no {what} for the {len(self.image_ids)} images "
+                            f"found under {self.image_root} (field 'annotations'; keypoint visibility all 0?)")
 
     # ------------------------------------------------------------------ loading
     def _load_coco(self) -> Any:
