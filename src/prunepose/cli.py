@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="ppt_s")
     p.add_argument("--image", default=None, help="image to use instead of the bundled one")
     p.set_defaults(func=cmd_demo)
+
+    from prunepose.viz.cli import add_viz_parser
+
+    add_viz_parser(sub)
     return parser
 
 

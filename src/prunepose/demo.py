@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from prunepose.codecs.heatmap import HeatmapCodec
-from prunepose.data.transforms import box_to_center_scale, get_affine_transform, normalize_image, warp_image
 from prunepose.errors import DataError
 from prunepose.profiling import count_params
 from prunepose.registry import create_model
 from prunepose.skeletons import get_skeleton
 from prunepose.viz.draw2d import draw_skeleton
-from prunepose.viz.tokens import kept_mask, label, overlay_attention, overlay_mask
+from prunepose.viz.figures import crop_person, kept_tokens_figure
+from prunepose.viz.tokens import label, overlay_attention
 
 BUNDLED_IMAGE = Path(__file__).parent / "assets" / "astronaut.jpg"
 
@@ -46,10 +46,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", model_name: str = "ppt_s", im
     model = create_model(model_name).eval()
     cfg = model.config
     h, w = img.shape[:2]
-    center, scale = box_to_center_scale((0, 0, w, h), cfg.input_size[0] / cfg.input_size[1], padding=1.0)
-    mat = get_affine_transform(center, scale, 0.0, cfg.input_size)
-    crop = warp_image(img, mat, cfg.input_size)
-    x = torch.from_numpy(normalize_image(crop))[None]
+    crop, x, _, _ = crop_person(img, cfg.input_size)
     with torch.no_grad():
         out = model(x, return_attention=True)
         pruned_ms = _median_ms(lambda: model(x))
@@ -62,12 +59,10 @@ def run_demo(out_dir: str | Path = "outputs/demo", model_name: str = "ppt_s", im
     skeleton = get_skeleton(cfg.skeleton)
     grid = (model.grid_h, model.grid_w)
 
-    panels = [label(draw_skeleton(crop, coords[0], None, skeleton), "keypoints (UNTRAINED)")]
-    for s, kept in enumerate(out.kept):
-        panels.append(label(overlay_mask(crop, kept_mask(kept[0], grid)), f"stage {s + 1}: {kept.shape[1]} kept"))
     last_att = out.attention[-1][0].numpy()
-    panels.append(label(overlay_attention(crop, last_att[0], grid), "nose token attention"))
-    sheet = np.concatenate(panels, axis=1)
+    sheet = np.concatenate([label(draw_skeleton(crop, coords[0], None, skeleton), "keypoints (UNTRAINED)"),
+                            kept_tokens_figure(crop, out.kept, grid),
+                            label(overlay_attention(crop, last_att[0], grid), "nose token attention")], axis=1)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out_dir / "demo.png"), sheet)
