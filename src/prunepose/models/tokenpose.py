@@ -87,8 +87,20 @@ class TokenPose(nn.Module):
         else:
             self.head = nn.Sequential(nn.LayerNorm(head_in), nn.Linear(head_in, hm_pixels))
         self.selector = AttentionTopKSelector()
-        self.keep_ratio = c.keep_ratio  # mutable: the training schedule changes it
+        self.keep_ratio = c.keep_ratio  # mutable: the training schedule changes it (validated on set)
         self._init_weights()
+
+    @property
+    def keep_ratio(self) -> float:
+        """Fraction of the current visual tokens each pruning layer keeps (1.0 = no pruning)."""
+        return self._keep_ratio
+
+    @keep_ratio.setter
+    def keep_ratio(self, value: float) -> None:
+        value = float(value)
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{self.config.name}: keep_ratio must be in (0, 1], got {value}")
+        self._keep_ratio = value
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.keypoint_tokens, std=0.02)
