@@ -150,8 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=None, help="image to use instead of the bundled one")
     p.set_defaults(func=cmd_demo)
 
+    from prunepose.convert.cli import add_convert_parser
+    from prunepose.profiling.cli import add_profile_parser
     from prunepose.viz.cli import add_viz_parser
 
+    add_profile_parser(sub)
+    add_convert_parser(sub)
     add_viz_parser(sub)
     return parser
 

@@ -71,9 +71,9 @@ def _transition(cin: list[int], cout: list[int]) -> nn.ModuleList:
             else:
                 layers.append(nn.Sequential(conv3x3(cin[i], c), nn.BatchNorm2d(c, momentum=BN_MOMENTUM),
                                             nn.ReLU(inplace=True)))
-        else:
-            layers.append(nn.Sequential(conv3x3(cin[-1], c, 2), nn.BatchNorm2d(c, momentum=BN_MOMENTUM),
-                                        nn.ReLU(inplace=True)))
+        else:  # nested one level deeper, as HRNet does (keys transitionK.i.0.0.*), so its weights load
+            layers.append(nn.Sequential(nn.Sequential(conv3x3(cin[-1], c, 2), nn.BatchNorm2d(c, momentum=BN_MOMENTUM),
+                                                      nn.ReLU(inplace=True))))
     return layers
 
 
