@@ -2,7 +2,9 @@
 
 Throughput at batch 32 and latency at batch 1 on 256x192 inputs for TokenPose-S-v1 vs PPT-S and
 TokenPose-B vs PPT-B. The two models of a pair share weights; runs alternate A, B, A, B ... so machine
-noise hits both alike; medians and the median of per-pair ratios are printed.
+noise hits both alike; medians and the median of per-pair ratios are printed. Each pair is timed twice:
+as built (eval mode) and after ``prepare_for_inference`` (BatchNorm folded, channels-last convolutions),
+which is what the inference API uses.
 
     python benchmarks/bench_ppt_speed.py                 # CPU, all pairs
     python benchmarks/bench_ppt_speed.py --device cuda --json results.json
@@ -18,6 +20,8 @@ import time
 import torch
 
 import prunepose
+from prunepose.nn.fuse import prepare_for_inference
+from prunepose.runtime import tune_cpu_allocator
 
 PAIRS = [("tokenpose_s_v1", "ppt_s"), ("tokenpose_b", "ppt_b")]
 
@@ -55,31 +59,39 @@ def main() -> None:
     parser.add_argument("--repeats-latency", type=int, default=40)
     parser.add_argument("--pairs", nargs="*", default=None, help="subset, e.g. tokenpose_s_v1:ppt_s")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--modes", nargs="*", default=["eval", "prepared"], choices=["eval", "prepared", "compiled"],
+                        help="compiled = prepared + torch.compile of the CNN backbone")
+    parser.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's default allocator settings")
     args = parser.parse_args()
+    tuned = False if args.no_malloc_tuning else tune_cpu_allocator()
     device = torch.device(args.device)
     pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else PAIRS
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    print(f"torch {torch.__version__} on {device} ({machine})")
+    print(f"torch {torch.__version__} on {device} ({machine}); malloc tuning {'on' if tuned else 'off'}")
     results = []
     for name_a, name_b in pairs:
         torch.manual_seed(0)
         a = prunepose.create_model(name_a).eval().to(device)
         b = prunepose.create_model(name_b).eval().to(device)
         b.load_state_dict(a.state_dict())
-        for batch, repeats, what in ((args.batch, args.repeats_batch, "throughput"),
-                                     (1, args.repeats_latency, "latency")):
-            x = torch.randn(batch, 3, 256, 192, device=device)
-            r = time_pair(a, b, x, repeats, warmup=2 if batch > 1 else 5)
-            r.update(pair=f"{name_a} vs {name_b}", batch=batch, kind=what,
-                     a_img_per_s=batch / r["a_median_s"], b_img_per_s=batch / r["b_median_s"])
-            results.append(r)
-            print(f"{name_a:>15} vs {name_b:<7} bs {batch:>2}: {r['a_median_s'] * 1e3:8.1f} ms vs "
-                  f"{r['b_median_s'] * 1e3:8.1f} ms  ({r['a_img_per_s']:.1f} vs {r['b_img_per_s']:.1f} img/s)  "
-                  f"speed-up {r['ratio_of_medians']:.3f}x (paired {r['paired_ratio']:.3f}x)")
+        for mode in args.modes:
+            if mode in ("prepared", "compiled"):
+                prepare_for_inference(a, compile_backbone=mode == "compiled")
+                prepare_for_inference(b, compile_backbone=mode == "compiled")
+            for batch, repeats, what in ((args.batch, args.repeats_batch, "throughput"),
+                                         (1, args.repeats_latency, "latency")):
+                x = torch.randn(batch, 3, 256, 192, device=device)
+                r = time_pair(a, b, x, repeats, warmup=2 if batch > 1 else 5)
+                r.update(pair=f"{name_a} vs {name_b}", mode=mode, batch=batch, kind=what,
+                         a_img_per_s=batch / r["a_median_s"], b_img_per_s=batch / r["b_median_s"])
+                results.append(r)
+                print(f"{name_a:>15} vs {name_b:<7} {mode:>8} bs {batch:>2}: {r['a_median_s'] * 1e3:8.1f} ms vs "
+                      f"{r['b_median_s'] * 1e3:8.1f} ms  ({r['a_img_per_s']:.1f} vs {r['b_img_per_s']:.1f} img/s)  "
+                      f"speed-up {r['ratio_of_medians']:.3f}x (paired {r['paired_ratio']:.3f}x)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": str(device), "machine": machine, "torch": torch.__version__,
+            json.dump({"device": str(device), "machine": machine, "torch": torch.__version__, "malloc_tuning": tuned,
                        "results": results}, f, indent=2)
 
 

@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from prunepose.runtime import tune_cpu_allocator
+
     args = build_parser().parse_args(argv)
+    tune_cpu_allocator()
     try:
         return int(args.func(args) or 0)
     except PrunePoseError as exc:

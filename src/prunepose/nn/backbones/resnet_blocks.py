@@ -31,7 +31,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += identity  # in place, as HRNet: saves a full-resolution allocation per block
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -53,7 +54,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += identity  # in place, as HRNet: saves a full-resolution allocation per block
+        return self.relu(out)
 
 
 def make_layer(block: type[BasicBlock] | type[Bottleneck], cin: int, planes: int, blocks: int) -> nn.Sequential:
