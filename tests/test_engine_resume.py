@@ -202,3 +202,23 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path, reference: tuple[dict, di
     assert done.returncode == 0, done.stderr.decode()
     assert "resumed from" in (work / "train.log").read_text()
     _assert_same_weights(reference[0], torch.load(f"{out}.rank0.pt", weights_only=True))
+
+
+def test_post_step_callbacks_and_extra_state_survive_resume(tmp_path: Path) -> None:
+    """An EMA updated after every step is saved with the checkpoint and restored exactly on resume."""
+    from prunepose.engine.ema import ModelEMA
+
+    def run(work: Path, **kw: Any) -> ModelEMA:
+        torch.manual_seed(0)
+        model = make_model("bn_dropout")
+        ema = ModelEMA(model, total_steps=EPOCHS * N // BATCH)
+        trainer = Trainer(model, ToyDataset(N), mse_loss, _cfg(work, **kw), post_step_callbacks=[ema.update],
+                          extra_state={"ema": ema})
+        trainer.fit(resume=True)
+        return ema
+
+    full = run(tmp_path / "a")
+    run(tmp_path / "b", max_steps=21)
+    resumed = run(tmp_path / "b")
+    assert full.updates == EPOCHS * N // BATCH == resumed.updates
+    _assert_same_weights(full.module.state_dict(), resumed.module.state_dict())

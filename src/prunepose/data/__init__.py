@@ -11,6 +11,7 @@ from typing import Any
 
 _LAZY = {
     "CocoTopDownDataset": "prunepose.data.coco",
+    "CocoWholeBodyDataset": "prunepose.data.coco_wholebody",
     "MpiiDataset": "prunepose.data.mpii",
     "AugmentConfig": "prunepose.data.transforms",
 }

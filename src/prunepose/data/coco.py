@@ -8,8 +8,12 @@ dataset shares (augmentation, cropping, targets, determinism) and is reused by `
 Sample dict (``default_collate`` stacks it):
 
 * ``image`` float32 (3, H, W): RGB crop normalised with ImageNet mean/std, ``(W, H) = input_size``;
-* ``target`` float32 (K, Hh, Wh): UDP Gaussian heatmaps, ``(Wh, Hh) = heatmap_size``;
-* ``target_weight`` float32 (K, 1): 1 for joints that carry a target, else 0;
+* with the default heatmap codec: ``target`` float32 (K, Hh, Wh): UDP Gaussian heatmaps,
+  ``(Wh, Hh) = heatmap_size``;
+* with a `prunepose.codecs.simcc.SimCCCodec` (``codec=SimCCCodec(...)``, GTPT): ``target_x`` float32
+  (K, Wx) and ``target_y`` float32 (K, Hy) SimCC bin targets instead of ``target``;
+* ``target_weight`` float32 (K, 1): 1 for joints that carry a target, else 0 (times the skeleton's joint
+  weights with ``use_joint_weights``);
 * ``meta``: ``center`` / ``scale`` float32 (2,) image px of the crop actually used (after augmentation;
   mirrored centre when flipped), ``rotation`` float degrees, ``flipped`` bool, ``image_id`` int,
   ``ann_id`` int (-1 for detections), ``score`` float (detector score, 1 for GT), ``area`` float
@@ -32,6 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from prunepose.codecs.heatmap import HeatmapCodec
+from prunepose.codecs.simcc import SimCCCodec
 from prunepose.data.transforms import (
     AugmentConfig,
     box_to_center_scale,
@@ -74,12 +79,21 @@ def read_image_bgr(path: Path, image_id: object, source: Path | str) -> np.ndarr
     return image
 
 
+TargetCodec = HeatmapCodec | SimCCCodec
+
+
 class TopDownDataset(Dataset):
     """Shared top-down machinery: per-sample RNG, augmentation, crop, targets.
 
     Subclasses fill ``self._records``: dicts with ``image_path`` (Path), ``image_id``, ``keypoints``
     (K, 2) float64 image px, ``visible`` (K,) float32, ``center`` (2,), ``scale`` (2,) image px, and the
     meta fields ``ann_id``, ``score``, ``area``.
+
+    Targets come from ``codec``: ``None`` builds the `HeatmapCodec` of ``input_size`` / ``heatmap_size`` /
+    ``sigma`` / ``use_udp`` (default UDP); a `SimCCCodec` (or any `HeatmapCodec`) is used as given, and
+    then ``heatmap_size`` and ``sigma`` are not used. The crop affine always follows the codec's
+    ``use_udp``; ``use_udp=None`` means "whatever the codec says", an explicit value that contradicts a
+    given codec is a `ConfigError`, as is a codec whose ``input_size`` differs from ``input_size``.
     """
 
     source: Path
@@ -94,12 +108,13 @@ class TopDownDataset(Dataset):
         train: bool,
         seed: int,
         aug: AugmentConfig | None,
-        use_udp: bool = True,
+        use_udp: bool | None = None,
         use_joint_weights: bool = False,
+        codec: TargetCodec | None = None,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
-        self.codec = HeatmapCodec(self.input_size, self.heatmap_size, float(sigma), use_udp=use_udp)
+        self.codec: TargetCodec = _resolve_codec(codec, self.input_size, self.heatmap_size, sigma, use_udp)
         self.skeleton = resolve_skeleton(skeleton)
         self.train = bool(train)
         self.seed = int(seed)
@@ -115,6 +130,19 @@ class TopDownDataset(Dataset):
     @property
     def aspect_ratio(self) -> float:
         return self.input_size[0] / self.input_size[1]
+
+    def check_num_keypoints(self, num_keypoints: int, what: str = "the model") -> None:
+        """Raise `ConfigError` unless ``num_keypoints`` (e.g. a model's output count) equals the dataset's.
+
+        Why: a 17-keypoint model trained on 133-keypoint targets fails deep inside the loss with a shape
+        error; this check names both numbers and the annotation file instead.
+        """
+        if int(num_keypoints) != self.num_keypoints:
+            source = getattr(self, "source", "the dataset")
+            raise ConfigError(
+                f"{what} predicts {int(num_keypoints)} keypoints but {source} (skeleton "
+                f"{getattr(self.skeleton, 'name', '?')!r}) has {self.num_keypoints}"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation stream: sample ``i`` of epoch ``e`` uses rng ``(seed, e, i)``."""
@@ -159,7 +187,14 @@ class TopDownDataset(Dataset):
 
         crop = warp_image(image, image_mat, self.input_size)
         kpts_in = keypoints @ point_mat[:, :2].T + point_mat[:, 2]
-        target, weight = self.codec.encode(kpts_in, visible)
+        targets: dict[str, torch.Tensor] = {}
+        if isinstance(self.codec, SimCCCodec):
+            target_x, target_y, weight = self.codec.encode(kpts_in, visible)
+            targets["target_x"] = torch.from_numpy(target_x)
+            targets["target_y"] = torch.from_numpy(target_y)
+        else:
+            target, weight = self.codec.encode(kpts_in, visible)
+            targets["target"] = torch.from_numpy(target)
         if self.use_joint_weights:
             weight = weight * np.asarray(self.skeleton.joint_weights, dtype=np.float32)  # type: ignore[attr-defined]
         meta = {
@@ -175,10 +210,30 @@ class TopDownDataset(Dataset):
         }
         return {
             "image": torch.from_numpy(normalize_image(crop)),
-            "target": torch.from_numpy(target),
+            **targets,
             "target_weight": torch.from_numpy(weight.astype(np.float32)[:, None]),
             "meta": meta,
         }
+
+
+def _resolve_codec(
+    codec: TargetCodec | None,
+    input_size: tuple[int, int],
+    heatmap_size: tuple[int, int],
+    sigma: float,
+    use_udp: bool | None,
+) -> TargetCodec:
+    """The dataset's target codec (see `TopDownDataset`); raises `ConfigError` on contradictions."""
+    if codec is None:
+        return HeatmapCodec(input_size, heatmap_size, float(sigma), use_udp=True if use_udp is None else use_udp)
+    if not isinstance(codec, (HeatmapCodec, SimCCCodec)):
+        raise ConfigError(f"codec must be a HeatmapCodec or SimCCCodec, got {type(codec).__name__}")
+    if tuple(int(v) for v in codec.input_size) != input_size:
+        raise ConfigError(f"codec input_size {tuple(codec.input_size)} differs from the dataset's {input_size}")
+    if use_udp is not None and bool(use_udp) != codec.use_udp:
+        raise ConfigError(f"use_udp={use_udp} contradicts the codec's use_udp={codec.use_udp}; "
+                          "set use_udp on the codec (the crop affine follows it)")
+    return codec
 
 
 def _load_json(path: Path, what: str) -> Any:
@@ -207,6 +262,11 @@ class CocoTopDownDataset(TopDownDataset):
       summary `warnings.warn` naming the annotation file and the (image id, annotation id) pairs.
     * ``skip_missing_images=True`` drops images absent from ``image_root`` with one summary warning;
       by default a missing image raises `DataError` when its sample is loaded.
+    * ``codec``: target codec (see `TopDownDataset`); ``codec=SimCCCodec()`` gives GTPT's SimCC targets
+      (``target_x``/``target_y``) with the non-UDP affine.
+
+    Subclasses for COCO-style files with other keypoint layouts override `_annotation_keypoints`,
+    `_is_labelled` and `_category_keypoint_count` (see `prunepose.data.coco_wholebody`).
     """
 
     def __init__(
@@ -223,8 +283,9 @@ class CocoTopDownDataset(TopDownDataset):
         seed: int = 0,
         aug: AugmentConfig | None = None,
         skip_missing_images: bool = False,
-        use_udp: bool = True,
+        use_udp: bool | None = None,
         use_joint_weights: bool = False,
+        codec: TargetCodec | None = None,
     ) -> None:
         super().__init__(
             input_size=input_size,
@@ -236,6 +297,7 @@ class CocoTopDownDataset(TopDownDataset):
             aug=aug,
             use_udp=use_udp,
             use_joint_weights=use_joint_weights,
+            codec=codec,
         )
         if train and det_file is not None:
             raise ConfigError("det_file is for evaluation only: pass train=False with det_file")
@@ -301,15 +363,33 @@ class CocoTopDownDataset(TopDownDataset):
             raise DataError(
                 f"{self.ann_file}: field 'categories[person].keypoints' missing (not a keypoints file)"
             )
-        if len(names) != self.num_keypoints:
+        expected = self._category_keypoint_count()
+        if len(names) != expected:
             raise DataError(
                 f"{self.ann_file}: field 'categories[person].keypoints' lists {len(names)} keypoints but the "
-                f"skeleton has {self.num_keypoints}"
+                f"skeleton has {expected}"
             )
         return int(cat["id"])
 
-    def _gt_records(self, images: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    def _category_keypoint_count(self) -> int:
+        """How many names the person category's ``keypoints`` list must have (``K`` for plain COCO)."""
+        return self.num_keypoints
+
+    def _annotation_keypoints(self, ann: dict[str, Any], field: str) -> np.ndarray:
+        """(K, 3) float64 ``(x, y, v)`` of one annotation in image px; `DataError` naming ``field`` if bad."""
         k = self.num_keypoints
+        kp = ann.get("keypoints")
+        if kp is None or len(kp) != 3 * k:
+            got = "missing" if kp is None else f"{len(kp)} values"
+            raise DataError(f"{self.ann_file}: field '{field}.keypoints': expected {3 * k} values "
+                            f"(3 x {k} keypoints), got {got}")
+        return np.asarray(kp, dtype=np.float64).reshape(k, 3)
+
+    def _is_labelled(self, kp: np.ndarray) -> bool:
+        """Whether an annotation's (K, 3) keypoints give a training/evaluation target (any ``v > 0``)."""
+        return bool(np.any(kp[:, 2] > 0))
+
+    def _gt_records(self, images: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         crowd: list[tuple[int, int]] = []
         degenerate: list[tuple[int, int]] = []
@@ -324,13 +404,8 @@ class CocoTopDownDataset(TopDownDataset):
                 if ann.get("iscrowd", 0):
                     crowd.append((image_id, ann_id))
                     continue
-                kp = ann.get("keypoints")
-                if kp is None or len(kp) != 3 * k:
-                    got = "missing" if kp is None else f"{len(kp)} values"
-                    raise DataError(f"{self.ann_file}: field '{field}.keypoints': expected {3 * k} values "
-                                    f"(3 x {k} keypoints), got {got}")
-                kp = np.asarray(kp, dtype=np.float64).reshape(k, 3)
-                if not np.any(kp[:, 2] > 0):
+                kp = self._annotation_keypoints(ann, field)
+                if not self._is_labelled(kp):
                     continue  # unlabelled person: no target to learn or evaluate
                 bbox = ann.get("bbox")
                 if bbox is None or len(bbox) != 4:

@@ -15,11 +15,13 @@ from prunepose.engine.distributed import (
     init_distributed,
     is_main,
 )
+from prunepose.engine.ema import ModelEMA, cosine_ema_momentum
 from prunepose.engine.sampler import ResumableShardedSampler
 from prunepose.engine.trainer import NonFiniteLossError, TrainConfig, Trainer
 
 __all__ = [
     "DistInfo",
+    "ModelEMA",
     "NonFiniteLossError",
     "ResumableShardedSampler",
     "TrainConfig",
@@ -28,6 +30,7 @@ __all__ = [
     "barrier",
     "broadcast_object",
     "cleanup",
+    "cosine_ema_momentum",
     "init_distributed",
     "is_main",
     "load_checkpoint",

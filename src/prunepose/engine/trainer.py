@@ -279,6 +279,10 @@ class Trainer:
         step_callbacks: ``cb(model, epoch, step_in_epoch, global_step, steps_per_epoch)`` before each step
             (e.g. a token keep-ratio schedule). They must be deterministic functions of their arguments for
             exact resume to hold.
+        post_step_callbacks: ``cb(model, global_step)`` after each optimizer step, ``global_step`` being the
+            0-based index of the step just taken (e.g. an EMA of the weights).
+        extra_state: named objects with ``state_dict()`` / ``load_state_dict()`` saved in every checkpoint
+            under ``extra`` and restored on resume (e.g. that EMA), so resume stays exact.
         collate_fn: passed to the DataLoader (default collate when None).
     """
 
@@ -291,6 +295,8 @@ class Trainer:
         evaluate_fn: EvaluateFn | None = None,
         step_callbacks: Iterable[StepCallback] = (),
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        post_step_callbacks: Iterable[Callable[[nn.Module, int], Any]] = (),
+        extra_state: Mapping[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.dist: DistInfo = init_distributed()
@@ -300,6 +306,8 @@ class Trainer:
         self.loss_fn = loss_fn
         self.evaluate_fn = evaluate_fn
         self.step_callbacks: Sequence[StepCallback] = tuple(step_callbacks)
+        self.post_step_callbacks = tuple(post_step_callbacks)
+        self.extra_state = dict(extra_state or {})
         self.collate_fn = collate_fn
         self.work_dir = Path(cfg.work_dir)
         self.is_main = self.dist.is_main
@@ -406,6 +414,7 @@ class Trainer:
             "last_eval": _to_primitive(self.last_eval),
             "rng": rng,
             "cfg": self.cfg.to_dict(),
+            "extra": {name: obj.state_dict() for name, obj in self.extra_state.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -423,6 +432,12 @@ class Trainer:
         self.history = list(state.get("history", []))
         self.best_score = state.get("best_score")
         self.last_eval = state.get("last_eval")
+        extra = state.get("extra", {})
+        for name, obj in self.extra_state.items():
+            if name not in extra:
+                raise ConfigError(f"checkpoint has no saved state for {name!r} (saved: {sorted(extra)}); "
+                                  "it was written by a run with a different setup")
+            obj.load_state_dict(extra[name])
         rng = state["rng"]
         if len(rng) == self.dist.world_size:
             _restore_rng(rng[self.dist.rank])
@@ -492,6 +507,8 @@ class Trainer:
                 for callback in self.step_callbacks:
                     callback(self.model, epoch, self.step_in_epoch, self.global_step, self.steps_per_epoch)
                 loss, logs = self._train_step(batch)
+                for callback in self.post_step_callbacks:
+                    callback(self.model, self.global_step)
                 self.step_in_epoch += 1
                 self.global_step += 1
                 self.epoch_loss_sum += loss

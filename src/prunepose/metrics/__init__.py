@@ -1,4 +1,4 @@
-"""Evaluation metrics: COCO keypoint AP/AR (pycocotools), OKS-NMS and rescoring, MPII PCKh.
+"""Evaluation metrics: COCO and COCO-WholeBody keypoint AP/AR (pycocotools), OKS-NMS and rescoring, MPII PCKh.
 
 ``metrics`` never imports models: it works on plain arrays and COCO-format records.
 """
@@ -16,13 +16,21 @@ from prunepose.metrics.coco_eval import (
     write_coco_results,
 )
 from prunepose.metrics.pckh import MPII_SC_BIAS, mpii_head_sizes, pck_per_joint, pckh
+from prunepose.metrics.wholebody_eval import (
+    WholeBodyEvalResult,
+    evaluate_wholebody_keypoints,
+    to_wholebody_result,
+    write_wholebody_results,
+)
 
 __all__ = [
     "COCO_SIGMAS",
     "MPII_SC_BIAS",
     "STATS_NAMES",
     "KeypointEvalResult",
+    "WholeBodyEvalResult",
     "evaluate_coco_keypoints",
+    "evaluate_wholebody_keypoints",
     "mpii_head_sizes",
     "oks_iou",
     "oks_nms",
@@ -30,5 +38,7 @@ __all__ = [
     "pckh",
     "postprocess_topdown",
     "rescore",
+    "to_wholebody_result",
     "write_coco_results",
+    "write_wholebody_results",
 ]

@@ -194,11 +194,16 @@ def write_coco_results(results: Iterable[Mapping[str, Any]], path: str | os.Path
     """
     path = Path(path)
     records = [_result_record(r, f"{path} result #{i}") for i, r in enumerate(results)]
+    return _write_json_atomic(records, path)
+
+
+def _write_json_atomic(data: Any, path: Path) -> Path:
+    """Dump ``data`` as JSON next to ``path`` and rename it into place (no truncated file on a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(records, f)
+            json.dump(data, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
