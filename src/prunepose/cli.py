@@ -25,7 +25,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in list_models(args.filter):
         c = get_config(name)
         row = [name, c.family, c.backbone, f"{c.input_size[1]}x{c.input_size[0]}", str(c.num_keypoints),
-               ",".join(map(str, c.prune_layers)) or "-", f"{c.keep_ratio:g}"]
+               ",".join(map(str, c.prune_layers)) or "-",
+               ",".join(f"{r:g}" for r in c.keep_rates) if hasattr(c, "keep_rates") else f"{c.keep_ratio:g}"]
         if args.params:
             from prunepose.profiling import count_params
 

@@ -1,2 +1,3 @@
 """Model families. Importing this package registers every model name in :mod:`prunepose.registry`."""
-from prunepose.models import tokenpose  # noqa: F401  (registers tokenpose_* and ppt_*)
+# tokenpose: tokenpose_*, ppt_*; gtpt: gtpt_*
+from prunepose.models import gtpt, tokenpose  # noqa: F401  (registration side effects)

@@ -21,3 +21,24 @@ class PoseOutput:
     heatmaps: torch.Tensor
     kept: list[torch.Tensor] = field(default_factory=list)
     attention: list[torch.Tensor] | None = None
+
+
+@dataclass
+class SimCCOutput:
+    """What a SimCC (1-D coordinate classification) pose model returns (GTPT).
+
+    simcc_x: (B, K, W * k) logits over x-bins, simcc_y: (B, K, H * k) over y-bins, where (W, H) is the
+        model input size and k the split ratio (bin ``i`` = input pixel ``i / k``); keypoints in the
+        skeleton's native order.
+    kept: one int64 tensor per token-selection stage, with *absolute* row-major indices on the model's
+        token grid of the visual tokens that go on: (B, K_s) for a stage over the shared tokens (GTPT's
+        coarse encoder), (B, G, K_s) for a per-group stage (the fine encoder). In whole-body GTPT a group's
+        budget also holds its dense keypoint tokens; their slots come first and read -1 (no grid
+        position). Stages that select nothing are not listed (empty list when nothing is pruned).
+    attention: reserved for per-layer attention maps; ``None`` when not requested.
+    """
+
+    simcc_x: torch.Tensor
+    simcc_y: torch.Tensor
+    kept: list[torch.Tensor] = field(default_factory=list)
+    attention: list[torch.Tensor] | None = None

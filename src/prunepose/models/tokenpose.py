@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from prunepose.errors import ConfigError
+from prunepose.models.checks import check_images
 from prunepose.models.outputs import PoseOutput
 from prunepose.nn.backbones import build_backbone
 from prunepose.nn.blocks import PreNormBlock
@@ -115,17 +116,7 @@ class TokenPose(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def _check_input(self, images: torch.Tensor) -> None:
-        w, h = self.config.input_size
-        if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] != 3:
-            got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-            raise ConfigError(f"{self.config.name}: expected images of shape (B, 3, {h}, {w}), got {got}")
-        if images.shape[2] != h or images.shape[3] != w:
-            raise ConfigError(
-                f"{self.config.name} was built for {h}x{w} (HxW) input, got {images.shape[2]}x{images.shape[3]}; "
-                "crop/resize to the model's input size (the positional encoding is tied to it)"
-            )
-        if not images.is_floating_point():
-            raise ConfigError(f"{self.config.name}: expected a float image tensor, got {images.dtype}")
+        check_images(images, self.config.name, self.config.input_size)
 
     def tokenize(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) feature map -> (B, N, dim) tokens, patches flattened channel-last (p1 p2 c)."""
@@ -138,6 +129,8 @@ class TokenPose(nn.Module):
         self._check_input(images)
         c = self.config
         j = c.num_keypoints
+        if self.config.backbone != "none":  # oneDNN convolutions are faster on channels-last input
+            images = images.contiguous(memory_format=torch.channels_last)
         visual = self.tokenize(self.backbone(images)) + self.pos_embed
         b = visual.shape[0]
         x = torch.cat((self.keypoint_tokens.expand(b, -1, -1), visual), dim=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunepose.nn.attention import SelfAttention
+from prunepose.nn.attention import GroupAttention, SelfAttention
 
 
 class FeedForward(nn.Module):
@@ -34,10 +34,42 @@ class PreNormBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = FeedForward(dim, int(dim * mlp_ratio))
 
-    def attend(self, x: torch.Tensor, query_rows: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x + attn(norm1(x))``; also returns the attention rows of the first ``query_rows`` tokens."""
-        out, rows = self.attn(self.norm1(x), query_rows=query_rows)
+    def attend(
+        self, x: torch.Tensor, query_rows: int = 0, logits: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x + attn(norm1(x))``; also returns the attention rows of the first ``query_rows`` tokens
+        (post-softmax, or the pre-softmax scaled logits with ``logits=True``)."""
+        out, rows = self.attn(self.norm1(x), query_rows=query_rows, logits=logits)
         return x + out, rows
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + mlp(norm2(x))``."""
+        return x + self.mlp(self.norm2(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feed_forward(self.attend(x)[0])
+
+
+class GroupPreNormBlock(nn.Module):
+    """:class:`PreNormBlock` with GTPT's group attention, on (B, G, S + N, C) grouped tokens.
+
+    Split into :meth:`attend` / :meth:`feed_forward` for the same reason: GTPT prunes each group's
+    tokens between the attention residual and the FFN.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, scale: float, num_sparse: int,
+                 num_groups: int = 3, blocked_keys: tuple[int, ...] = (0,)) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = GroupAttention(dim, heads, scale, num_sparse, num_groups, blocked_keys)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FeedForward(dim, int(dim * mlp_ratio))
+
+    def attend(self, x: torch.Tensor, query_rows: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x + attn(norm1(x))``; also the scaled logits (B, G, heads, query_rows, N) of the first
+        ``query_rows`` tokens of each group over the group's own tokens (see :class:`GroupAttention`)."""
+        out, logits = self.attn(self.norm1(x), query_rows=query_rows)
+        return x + out, logits
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x + mlp(norm2(x))``."""

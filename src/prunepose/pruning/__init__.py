@@ -1,4 +1,4 @@
-"""Token selection shared by the pruned models (PPT now; GTPT and HoT reuse the interface)."""
-from prunepose.pruning.selectors import AttentionTopKSelector, gather_tokens
+"""Token selection shared by the pruned models (PPT, GTPT; HoT reuses the interface)."""
+from prunepose.pruning.selectors import AttentionTopKSelector, SoftmaxPoolTopKSelector, gather_tokens, softmax_pool
 
-__all__ = ["AttentionTopKSelector", "gather_tokens"]
+__all__ = ["AttentionTopKSelector", "SoftmaxPoolTopKSelector", "gather_tokens", "softmax_pool"]

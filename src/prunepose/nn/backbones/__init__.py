@@ -4,14 +4,18 @@ from __future__ import annotations
 from torch import nn
 
 from prunepose.nn.backbones.hrnet import HRNetStage3
+from prunepose.nn.backbones.shufflenet import GTPTShuffleNet, GTPTShuffleNetB
 from prunepose.nn.backbones.stemnet import StemNet
+
+BACKBONES = ("none", "stemnet", "hrnet_w32", "hrnet_w48", "gtpt_t", "gtpt_s", "gtpt_b")
 
 
 def build_backbone(name: str) -> tuple[nn.Module, int, int]:
     """Return ``(module, out_channels, stride)`` for a backbone name.
 
     ``none`` feeds raw RGB pixels to the tokenizer (TokenPose-T), ``stemnet`` is TokenPose-S's stem,
-    ``hrnet_w32`` / ``hrnet_w48`` are HRNet up to stage 3, highest-resolution branch only.
+    ``hrnet_w32`` / ``hrnet_w48`` are HRNet up to stage 3, highest-resolution branch only, ``gtpt_t`` /
+    ``gtpt_s`` / ``gtpt_b`` are GTPT's ShuffleNetV2-style backbones (128 / 256 / 256 channels).
     """
     if name == "none":
         return nn.Identity(), 3, 1
@@ -20,7 +24,12 @@ def build_backbone(name: str) -> tuple[nn.Module, int, int]:
     if name in ("hrnet_w32", "hrnet_w48"):
         width = int(name[-2:])
         return HRNetStage3(width), width, 4
-    raise ValueError(f"unknown backbone {name!r}; expected one of none, stemnet, hrnet_w32, hrnet_w48")
+    if name in ("gtpt_t", "gtpt_s"):
+        width = 128 if name == "gtpt_t" else 256
+        return GTPTShuffleNet(width), width, 4
+    if name == "gtpt_b":
+        return GTPTShuffleNetB(), GTPTShuffleNetB.out_channels, 4
+    raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
 
 
-__all__ = ["build_backbone", "HRNetStage3", "StemNet"]
+__all__ = ["BACKBONES", "build_backbone", "GTPTShuffleNet", "GTPTShuffleNetB", "HRNetStage3", "StemNet"]
