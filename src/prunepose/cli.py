@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from prunepose.errors import PrunePoseError
@@ -51,20 +51,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from prunepose.config import dump_config, load_config
     from prunepose.engine.trainer import TrainConfig, Trainer
     from prunepose.errors import ConfigError
-    from prunepose.pruning.schedule import KeepRatioSchedule
     from prunepose.registry import create_model
-    from prunepose.tasks.topdown import build_dataset, evaluate, heatmap_loss
+    from prunepose.tasks.topdown import build_dataset, loss_for, uses_simcc
+    from prunepose.weights import load_weights
 
     cfg = load_config(args.config, args.set, args.data_root)
     model = create_model(cfg["model"], **cfg["model_overrides"])
-    if args.init:
-        from prunepose.weights import load_weights
-
-        load_weights(model, args.init)
+    init = {"checkpoint": args.init, "strict": True} if args.init else (cfg.get("init") or {})
+    if init.get("checkpoint"):
+        load_weights(model, init["checkpoint"], strict=bool(init.get("strict", True)))
     train_set = build_dataset(cfg, model.config, "train")
     val_set = build_dataset(cfg, model.config, "val") if cfg["data"].get("val") else None
     train_cfg = dict(cfg["train"])
-    train_cfg.setdefault("work_dir", args.work_dir or f"work_dirs/{Path(args.config).stem}")
+    train_cfg.setdefault("work_dir", f"work_dirs/{Path(args.config).stem}")
     if args.work_dir:
         train_cfg["work_dir"] = args.work_dir
     try:
@@ -73,26 +72,56 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: bad 'train' section ({exc})") from None
     Path(tcfg.work_dir).mkdir(parents=True, exist_ok=True)
     (Path(tcfg.work_dir) / "config.yaml").write_text(dump_config(cfg))
-    callbacks = []
-    target = model.config.keep_ratio
-    sched = cfg.get("keep_ratio_schedule") or {}
-    if target < 1.0 and sched.get("enabled", True):
-        callbacks.append(KeepRatioSchedule(target, float(sched.get("warmup_epochs", 10)),
-                                           float(sched.get("ramp_epochs", 100))))
-
-    evaluate_fn: Callable | None = None
-    if val_set is not None:
-        def evaluate_fn(m, epoch):  # noqa: ANN001, ARG001  (engine callback signature)
-            m.keep_ratio = target  # test with the target keep ratio, whatever the schedule says
-            res = evaluate(m, val_set, cfg["test"], progress=False)
-            return {k: v for k, v in res.items() if k != "summary"}
-
-    trainer = Trainer(model, train_set, heatmap_loss, tcfg, evaluate_fn=evaluate_fn, step_callbacks=callbacks)
+    callbacks, post_step, extra, eval_model = _training_extras(cfg, model, tcfg, len(train_set))
+    evaluate_fn = None if val_set is None else _make_evaluate_fn(cfg, val_set, eval_model)
+    trainer = Trainer(model, train_set, loss_for(model.config), tcfg, evaluate_fn=evaluate_fn,
+                      step_callbacks=callbacks, post_step_callbacks=post_step, extra_state=extra)
+    if uses_simcc(model.config) and not extra and trainer.dist.is_main:
+        print("note: training GTPT without an EMA of the weights (ema.enabled: false)")
     summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
     if trainer.dist.is_main:
         print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
                           if k in summary}, default=str))
     return 0
+
+
+def _training_extras(cfg: dict, model, tcfg, num_samples: int):  # noqa: ANN001, ANN202
+    """Family-specific training helpers: PPT's keep-ratio schedule, GTPT's EMA of the weights.
+
+    Returns (step callbacks, post-step callbacks, extra checkpoint state, model to evaluate or None).
+    """
+    from prunepose.engine.distributed import get_world_size
+    from prunepose.engine.ema import ModelEMA
+    from prunepose.pruning.schedule import KeepRatioSchedule
+    from prunepose.tasks.topdown import uses_simcc
+
+    callbacks, post_step, extra, eval_model = [], [], {}, None
+    target = getattr(model.config, "keep_ratio", 1.0)
+    sched = cfg.get("keep_ratio_schedule") or {}
+    if target < 1.0 and sched.get("enabled", True):
+        callbacks.append(KeepRatioSchedule(target, float(sched.get("warmup_epochs", 10)),
+                                           float(sched.get("ramp_epochs", 100))))
+    ema_cfg = cfg.get("ema") or {}
+    if ema_cfg.get("enabled", uses_simcc(model.config)):
+        steps_per_epoch = max(1, num_samples // (tcfg.batch_size * max(1, get_world_size())))
+        ema = ModelEMA(model, float(ema_cfg.get("momentum", 0.996)), total_steps=tcfg.epochs * steps_per_epoch)
+        post_step.append(ema.update)
+        extra["ema"] = ema
+        eval_model = ema.module
+    return callbacks, post_step, extra, eval_model
+
+
+def _make_evaluate_fn(cfg: dict, val_set, eval_model):  # noqa: ANN001, ANN202
+    from prunepose.tasks.topdown import evaluate
+
+    def evaluate_fn(model, epoch):  # noqa: ANN001, ANN202, ARG001  (engine callback signature)
+        m = eval_model if eval_model is not None else model
+        if hasattr(m, "keep_ratio"):
+            m.keep_ratio = m.config.keep_ratio  # test with the target keep ratio, whatever the schedule says
+        res = evaluate(m, val_set, cfg["test"], progress=False)
+        return {k: v for k, v in res.items() if k != "summary"}
+
+    return evaluate_fn
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -103,7 +132,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set, args.data_root)
     model = create_model(cfg["model"], **cfg["model_overrides"])
-    load_weights(model, args.checkpoint)
+    load_weights(model, args.checkpoint, prefer_ema=not args.student)
     dataset = build_dataset(cfg, model.config, "val")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="evaluate a checkpoint on the config's val split")
     _add_config_args(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) or weights (.safetensors)")
+    p.add_argument("--student", action="store_true",
+                   help="evaluate the trained weights, not their EMA (when the checkpoint has one)")
     p.add_argument("--out", default="outputs/test", help="folder for results JSON and metrics")
     p.set_defaults(func=cmd_test)
 

@@ -9,12 +9,14 @@ Relative data paths resolve against ``data_root`` (which ``--data-root`` or the 
 model: tokenpose_s_v1          # registry name
 model_overrides: {}            # optional config field overrides, e.g. {keep_ratio: 0.7}
 data:
-  format: coco                 # coco | mpii
+  format: coco                 # coco | coco_wholebody | mpii
   data_root: data/coco
   train: {ann_file: annotations/person_keypoints_train2017.json, image_root: train2017}
   val: {ann_file: annotations/person_keypoints_val2017.json, image_root: val2017, det_file: null}
 train: {epochs: 300, batch_size: 32, lr: 0.001, lr_steps: [200, 260]}   # engine.trainer.TrainConfig fields
 test: {flip: true, refine: dark, batch_size: 32, oks_nms_thr: 0.9, in_vis_thr: 0.2}
+ema: {momentum: 0.996}         # optional (GTPT): EMA of the weights, used for evaluation
+init: {checkpoint: path.pt, strict: false}   # optional: start from these weights (e.g. a curriculum stage)
 ```
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ from prunepose.errors import ConfigError
 
 DEFAULT_TEST = {"flip": True, "refine": "dark", "batch_size": 32, "oks_nms_thr": 0.9, "in_vis_thr": 0.2,
                 "det_score_thr": 0.0, "use_nms": True}
-_TOP_KEYS = {"model", "model_overrides", "data", "train", "test", "keep_ratio_schedule"}
+_TOP_KEYS = {"model", "model_overrides", "data", "train", "test", "keep_ratio_schedule", "ema", "init"}
 
 
 def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None,
@@ -64,9 +66,10 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: missing mapping 'data' (format, data_root, train, val)")
     fmt = data.setdefault("format", "coco")
-    if fmt not in ("coco", "mpii"):
-        raise ConfigError(f"{path}: data.format must be 'coco' or 'mpii', got {fmt!r}")
-    root = data_root or os.environ.get(f"PRUNEPOSE_{fmt.upper()}") or data.get("data_root", ".")
+    if fmt not in ("coco", "coco_wholebody", "mpii"):
+        raise ConfigError(f"{path}: data.format must be 'coco', 'coco_wholebody' or 'mpii', got {fmt!r}")
+    env = "PRUNEPOSE_MPII" if fmt == "mpii" else "PRUNEPOSE_COCO"  # WholeBody uses the COCO image tree
+    root = data_root or os.environ.get(env) or data.get("data_root", ".")
     root_path = Path(root).expanduser()
     data["data_root"] = str(root_path)
     for split in ("train", "val"):

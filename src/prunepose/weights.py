@@ -17,8 +17,12 @@ from torch import nn
 from prunepose.errors import PrunePoseError
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The model state dict stored in ``path`` (checkpoint or safetensors)."""
+def read_state_dict(path: str | Path, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
+    """The model state dict stored in ``path`` (checkpoint or safetensors).
+
+    Training checkpoints of models trained with an EMA of the weights (GTPT) hold both copies; the EMA
+    one is what evaluation uses (as in the official code) and is returned unless ``prefer_ema=False``.
+    """
     path = Path(path)
     if not path.is_file():
         raise PrunePoseError(f"weights file not found: {path}")
@@ -31,15 +35,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001  (torch raises many types for bad files)
         raise PrunePoseError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        obj = obj["model"]
+        ema = (obj.get("extra") or {}).get("ema") if prefer_ema else None
+        obj = ema["module"] if isinstance(ema, dict) and isinstance(ema.get("module"), dict) else obj["model"]
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise PrunePoseError(f"{path}: expected a state dict (or a checkpoint with a 'model' entry)")
     return obj
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> nn.Module:
-    """Load ``path`` into ``model``; raise a PrunePoseError listing missing/unexpected/mis-shaped keys."""
-    state = read_state_dict(path)
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True, prefer_ema: bool = True) -> nn.Module:
+    """Load ``path`` into ``model``; raise a PrunePoseError listing missing/unexpected/mis-shaped keys.
+
+    ``strict=False`` loads the keys both sides have (shapes must still agree) and leaves the rest as
+    initialised: how a curriculum stage starts the 133-keypoint model from a 17-keypoint one.
+    """
+    state = read_state_dict(path, prefer_ema=prefer_ema)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

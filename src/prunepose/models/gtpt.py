@@ -275,7 +275,13 @@ class GTPT(nn.Module):
         f = f.reshape(b, ch, h // ph, ph, w // pw, pw).permute(0, 2, 4, 3, 5, 1)  # (p1 p2 c): channel-last
         return self.patch_embed(f.reshape(b, self.num_tokens, ph * pw * ch)) + self.pos_embed
 
-    def forward(self, images: torch.Tensor, pruning: bool | None = None) -> SimCCOutput:
+    def forward(self, images: torch.Tensor, pruning: bool | None = None,
+                pair: bool = False) -> SimCCOutput | tuple[SimCCOutput, SimCCOutput]:
+        """SimCC logits for (B, 3, H, W) images. ``pair=True`` returns ``(pruned, unpruned)`` from one
+        backbone pass (training's global-perceived loss); going through ``forward`` keeps DDP's gradient
+        synchronisation working, which a direct ``forward_pair`` call on the wrapped module would bypass."""
+        if pair:
+            return self.forward_pair(images)
         return self.run_transformer(self.embed(images), self.pruning if pruning is None else pruning)
 
     def forward_pair(self, images: torch.Tensor) -> tuple[SimCCOutput, SimCCOutput]:

@@ -1,7 +1,10 @@
-"""Top-down 2D pose: datasets from an experiment config, heatmap loss, flip-test inference, evaluation.
+"""Top-down 2D pose: datasets from an experiment config, losses, flip-test inference, evaluation.
 
-Why a separate module: the engine is task-agnostic and the CLI must stay thin, so everything that knows
-both about heatmap models and about COCO/MPII evaluation lives here.
+Two head families share everything else: heatmap models (TokenPose, PPT: UDP Gaussian heatmaps, MSE,
+DARK decoding) and SimCC models (GTPT: 1D bin classification, the KL global-perceived loss over a pruned
+and an unpruned pass, argmax decoding, standard affine). Why a separate module: the engine is
+task-agnostic and the CLI must stay thin, so everything that knows both about pose heads and about
+COCO / COCO-WholeBody / MPII evaluation lives here.
 """
 from __future__ import annotations
 
@@ -13,33 +16,55 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from prunepose.codecs.heatmap import HeatmapCodec, flip_heatmaps
-from prunepose.engine.losses import joints_mse_loss
+from prunepose.codecs.heatmap import HeatmapCodec, flip_heatmaps, input_to_image
+from prunepose.codecs.simcc import SimCCCodec, flip_test_logits
+from prunepose.engine.losses import joints_mse_loss, kl_global_perceived_loss
 from prunepose.errors import ConfigError
 from prunepose.skeletons import get_skeleton
 
+SIMCC_SIGMA = 4.0  # GTPT: sigma 4 in bins (2 px at split ratio 2)
+
+
+def uses_simcc(model_config: Any) -> bool:
+    """True for models with SimCC heads (GTPT), False for heatmap heads (TokenPose, PPT)."""
+    return getattr(model_config, "family", "") == "gtpt"
+
+
+def make_codec(model_config: Any) -> HeatmapCodec | SimCCCodec:
+    """The target/decoding codec a model was trained with (UDP heatmaps, or non-UDP SimCC for GTPT)."""
+    if uses_simcc(model_config):
+        return SimCCCodec(model_config.input_size, model_config.simcc_split_ratio, SIMCC_SIGMA, use_udp=False)
+    return HeatmapCodec(model_config.input_size, model_config.heatmap_size, model_config.sigma)
+
 
 def build_dataset(cfg: dict[str, Any], model_config: Any, split: str) -> Dataset:
-    """The train or val dataset of an experiment config, sized for ``model_config``."""
+    """The train or val dataset of an experiment config, sized and encoded for ``model_config``."""
     data = cfg["data"]
     part = data.get(split)
     if not part:
         raise ConfigError(f"{cfg.get('_path', 'config')}: data.{split} is not set")
     train = split == "train"
-    common = dict(input_size=model_config.input_size, heatmap_size=model_config.heatmap_size,
-                  sigma=model_config.sigma, skeleton=model_config.skeleton, train=train,
-                  seed=int(cfg["train"].get("seed", 0)))
-    if data["format"] == "coco":
-        from prunepose.data.coco import CocoTopDownDataset
+    codec = make_codec(model_config)
+    common: dict[str, Any] = dict(input_size=model_config.input_size, skeleton=model_config.skeleton, train=train,
+                                  seed=int(cfg["train"].get("seed", 0)), codec=codec,
+                                  skip_missing_images=bool(part.get("skip_missing_images", False)))
+    if isinstance(codec, HeatmapCodec):
+        common.update(heatmap_size=model_config.heatmap_size, sigma=model_config.sigma)
+    if data["format"] == "mpii":
+        from prunepose.data.mpii import MpiiDataset
 
-        det = None if train else part.get("det_file")
-        return CocoTopDownDataset(part["ann_file"], part["image_root"], det_file=det,
-                                  det_score_thr=float(cfg["test"].get("det_score_thr", 0.0)),
-                                  skip_missing_images=bool(part.get("skip_missing_images", False)), **common)
-    from prunepose.data.mpii import MpiiDataset
-
-    return MpiiDataset(part["ann_file"], part["image_root"], headboxes=part.get("head_boxes"),
-                       skip_missing_images=bool(part.get("skip_missing_images", False)), **common)
+        if not isinstance(common.pop("codec"), HeatmapCodec):
+            raise ConfigError(f"{cfg.get('_path', 'config')}: MPII data is supported for heatmap models only")
+        return MpiiDataset(part["ann_file"], part["image_root"], headboxes=part.get("head_boxes"), **common)
+    det = None if train else part.get("det_file")
+    extra = dict(det_file=det, det_score_thr=float(cfg["test"].get("det_score_thr", 0.0)))
+    if data["format"] == "coco_wholebody":
+        from prunepose.data.coco_wholebody import CocoWholeBodyDataset as DatasetClass
+    else:
+        from prunepose.data.coco import CocoTopDownDataset as DatasetClass
+    dataset = DatasetClass(part["ann_file"], part["image_root"], **extra, **common)
+    dataset.check_num_keypoints(model_config.num_keypoints, f"model {model_config.name}")
+    return dataset
 
 
 def heatmap_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -52,16 +77,44 @@ def heatmap_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor,
     return loss, logs
 
 
+def simcc_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    """GTPT's global-perceived loss: a pruned and an unpruned pass sharing the weights and the backbone;
+    KL(gt||full) + KL(gt||pruned) + KL(full.detach()||pruned)."""
+    pruned, full = model(batch["image"], pair=True)
+    weight = batch["target_weight"].reshape(batch["target_weight"].shape[0], -1)
+    loss = kl_global_perceived_loss(full.simcc_x, full.simcc_y, pruned.simcc_x, pruned.simcc_y,
+                                    batch["target_x"], batch["target_y"], weight)
+    return loss, {}
+
+
+def loss_for(model_config: Any):  # noqa: ANN201  (returns one of the two loss functions)
+    """The training loss of a model family."""
+    return simcc_loss if uses_simcc(model_config) else heatmap_loss
+
+
 @torch.no_grad()
-def predict_heatmaps(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
-    """Heatmaps (B, K, H, W) for a batch, averaged with the flipped image's when ``flip``."""
-    heatmaps = model(images).heatmaps
+def predict_crops(model: nn.Module, images: torch.Tensor, flip: bool,
+                  refine: str = "dark") -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints of a batch of crops: ``coords`` (B, K, 2) in model-input px and ``scores`` (B, K).
+
+    Heatmap models average the flipped image's heatmaps (no shift: UDP) and decode with DARK; SimCC
+    models average flipped logits (with GTPT's 1-bin shift) and take the argmax.
+    """
+    cfg = model.config
+    codec = make_codec(cfg)
+    pairs = get_skeleton(cfg.skeleton).flip_pairs
+    out = model(images)
+    if uses_simcc(cfg):
+        x, y = out.simcc_x, out.simcc_y
+        if flip:
+            mirrored = model(torch.flip(images, dims=[3]))
+            x, y = flip_test_logits(x, y, mirrored.simcc_x, mirrored.simcc_y, pairs, shift=True)
+        return codec.decode(x.float().cpu(), y.float().cpu())
+    heatmaps = out.heatmaps
     if flip:
-        cfg = model.config
-        pairs = get_skeleton(cfg.skeleton).flip_pairs
-        flipped = model(torch.flip(images, dims=[3])).heatmaps
-        heatmaps = (heatmaps + flip_heatmaps(flipped, pairs, shift=cfg.flip_shift)) * 0.5
-    return heatmaps
+        mirrored = model(torch.flip(images, dims=[3])).heatmaps
+        heatmaps = (heatmaps + flip_heatmaps(mirrored, pairs, shift=cfg.flip_shift)) * 0.5
+    return codec.decode(heatmaps.float().cpu().numpy(), refine=refine)
 
 
 @torch.no_grad()
@@ -70,23 +123,23 @@ def predict_dataset(model: nn.Module, dataset: Dataset, *, flip: bool = True, re
                     progress: bool = True) -> dict[str, np.ndarray]:
     """Run a model over every sample: keypoints in original-image px and per-person meta arrays.
 
-    Returns ``preds`` (N, K, 2) image px, ``scores`` (N, K) heatmap maxima, ``box_scores``, ``areas``
-    (crop w*h, used by OKS-NMS), ``image_ids`` and ``index`` (dataset index), each of length N.
+    Returns ``preds`` (N, K, 2) image px, ``scores`` (N, K), ``box_scores``, ``areas`` (crop w*h, used by
+    OKS-NMS), ``image_ids`` and ``index`` (dataset index), each of length N. ``refine`` applies to
+    heatmap models only.
     """
     from tqdm import tqdm
 
     model.eval().to(device)
-    cfg = model.config
-    codec = HeatmapCodec(cfg.input_size, cfg.heatmap_size, cfg.sigma)
+    codec = make_codec(model.config)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("preds", "scores", "box_scores", "areas",
                                                              "image_ids", "index")}
     for batch in tqdm(loader, desc="predict", disable=not progress, mininterval=1.0):
-        heatmaps = predict_heatmaps(model, batch["image"].to(device), flip).float().cpu().numpy()
+        coords, scores = predict_crops(model, batch["image"].to(device), flip, refine)
         meta = batch["meta"]
         centers, scales = meta["center"].numpy(), meta["scale"].numpy()
-        coords, scores = codec.decode_to_image(heatmaps, centers, scales, meta["rotation"].numpy(), refine=refine)
-        chunks["preds"].append(coords)
+        chunks["preds"].append(input_to_image(coords, centers, scales, model.config.input_size,
+                                              meta["rotation"].numpy(), udp=codec.use_udp).astype(np.float32))
         chunks["scores"].append(scores)
         chunks["box_scores"].append(meta["score"].numpy())
         chunks["areas"].append(scales[:, 0] * scales[:, 1])
@@ -97,25 +150,33 @@ def predict_dataset(model: nn.Module, dataset: Dataset, *, flip: bool = True, re
 
 def evaluate(model: nn.Module, dataset: Dataset, test_cfg: dict[str, Any], out_dir: str | Path | None = None,
              device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Predict and score: OKS AP/AR through pycocotools for COCO data, PCKh for MPII data.
+    """Predict and score: OKS AP/AR through pycocotools (per part for COCO-WholeBody), PCKh for MPII.
 
-    With ``out_dir`` the COCO results JSON (standard results format) is written there.
+    With ``out_dir`` the results JSON (standard COCO / COCO-WholeBody results format) is written there.
     """
     if not hasattr(dataset, "coco"):
         dataset.head_sizes()  # fail before the long prediction when PCKh cannot be computed
     pred = predict_dataset(model, dataset, flip=bool(test_cfg["flip"]), refine=test_cfg["refine"],
                            batch_size=int(test_cfg["batch_size"]), device=device, progress=progress)
-    skeleton = get_skeleton(model.config.skeleton)
     if not hasattr(dataset, "coco"):
         return evaluate_mpii(dataset, pred)
     from prunepose.metrics.coco_eval import evaluate_coco_keypoints, postprocess_topdown, write_coco_results
 
+    skeleton = get_skeleton(model.config.skeleton)
     results = postprocess_topdown(pred["preds"], pred, sigmas=skeleton.sigmas,
                                   oks_thr=float(test_cfg["oks_nms_thr"]), in_vis_thr=float(test_cfg["in_vis_thr"]),
                                   use_nms=bool(test_cfg.get("use_nms", True)))
-    if out_dir is not None:
-        write_coco_results(results, Path(out_dir) / "keypoints_results.json")
-    metrics = evaluate_coco_keypoints(dataset.coco, results, sigmas=skeleton.sigmas, image_ids=dataset.image_ids)
+    if skeleton.num_keypoints == 133:
+        from prunepose.metrics.wholebody_eval import evaluate_wholebody_keypoints, write_wholebody_results
+
+        if out_dir is not None:
+            write_wholebody_results(results, Path(out_dir) / "keypoints_results.json")
+        metrics = evaluate_wholebody_keypoints(dataset.coco, results, image_ids=dataset.image_ids)
+    else:
+        if out_dir is not None:
+            write_coco_results(results, Path(out_dir) / "keypoints_results.json")
+        metrics = evaluate_coco_keypoints(dataset.coco, results, sigmas=skeleton.sigmas,
+                                          image_ids=dataset.image_ids)
     out = dict(metrics)
     out["score"] = out["AP"]
     out["summary"] = metrics.summary
