@@ -1,4 +1,4 @@
-"""PPT vs TokenPose speed, measured side by side in one run (ratios, not absolute claims).
+"""Pruned vs unpruned 2D models, measured side by side in one run (ratios, not absolute claims).
 
 Throughput at batch 32 and latency at batch 1 on 256x192 inputs for TokenPose-S-v1 vs PPT-S and
 TokenPose-B vs PPT-B. The two models of a pair share weights; runs alternate A, B, A, B ... so machine
@@ -6,8 +6,9 @@ noise hits both alike; medians and the median of per-pair ratios are printed. Ea
 as built (eval mode) and after ``prepare_for_inference`` (BatchNorm folded, channels-last convolutions),
 which is what the inference API uses.
 
-    python benchmarks/bench_ppt_speed.py                 # CPU, all pairs
-    python benchmarks/bench_ppt_speed.py --device cuda --json results.json
+    python benchmarks/bench_2d_speed.py                 # CPU, all pairs
+    python benchmarks/bench_2d_speed.py --suite gtpt      # GTPT-T/S vs TokenPose-S and PPT-S
+    python benchmarks/bench_2d_speed.py --device cuda --json results.json
 """
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ import prunepose
 from prunepose.nn.fuse import prepare_for_inference
 from prunepose.runtime import tune_cpu_allocator
 
-PAIRS = [("tokenpose_s_v1", "ppt_s"), ("tokenpose_b", "ppt_b")]
+SUITES = {
+    "ppt": [("tokenpose_s_v1", "ppt_s"), ("tokenpose_b", "ppt_b")],
+    "gtpt": [("tokenpose_s_v1", "gtpt_t"), ("tokenpose_s_v1", "gtpt_s"), ("ppt_s", "gtpt_t"), ("ppt_s", "gtpt_s")],
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -57,7 +61,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats-batch", type=int, default=8)
     parser.add_argument("--repeats-latency", type=int, default=40)
-    parser.add_argument("--pairs", nargs="*", default=None, help="subset, e.g. tokenpose_s_v1:ppt_s")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="ppt", help="preset list of pairs")
+    parser.add_argument("--pairs", nargs="*", default=None, help="instead of --suite, e.g. tokenpose_s_v1:ppt_s")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--modes", nargs="*", default=["eval", "prepared"], choices=["eval", "prepared", "compiled"],
                         help="compiled = prepared + torch.compile of the CNN backbone")
@@ -65,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     tuned = False if args.no_malloc_tuning else tune_cpu_allocator()
     device = torch.device(args.device)
-    pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else PAIRS
+    pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else SUITES[args.suite]
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"torch {torch.__version__} on {device} ({machine}); malloc tuning {'on' if tuned else 'off'}")
@@ -74,7 +79,8 @@ def main() -> None:
         torch.manual_seed(0)
         a = prunepose.create_model(name_a).eval().to(device)
         b = prunepose.create_model(name_b).eval().to(device)
-        b.load_state_dict(a.state_dict())
+        if a.state_dict().keys() == b.state_dict().keys():  # same architecture: share the weights
+            b.load_state_dict(a.state_dict())
         for mode in args.modes:
             if mode in ("prepared", "compiled"):
                 prepare_for_inference(a, compile_backbone=mode == "compiled")
