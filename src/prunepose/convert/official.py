@@ -1,4 +1,4 @@
-"""Convert state dicts saved by the official TokenPose / PPT code into prunepose's layout.
+"""Convert state dicts saved by the official TokenPose / PPT / GTPT code into prunepose's layout.
 
 Why a converter instead of module names that mirror the official ones: our transformer blocks are
 numbered globally (the three stacks of TokenPose-L are one list) and split into attention / FFN halves
@@ -8,13 +8,21 @@ exhaustively: every key of the target model must be filled, every key of the fil
 equal. A checkpoint of another variant therefore fails loudly, with a guess of what the file is,
 instead of half-loading under ``strict=False`` as the official ``tools/test.py`` would.
 
-Official layouts (see the project's reference notes, sections 1.3, 1.4, 2.6):
+Official layouts (see the project's reference notes, sections 1.3, 1.4, 2.6, 3.8):
 
 * T: ``transformer.*`` only (no CNN).
 * S / PPT-S: ``features.*`` holds the stem (``conv1 bn1 conv2 bn2 layer1``) *and* the transformer part.
 * B, L, PPT-B, PPT-L/D6: ``pre_feature.*`` (HRNet, stem .. stage3) + ``transformer.*``.
 * Transformer part under prefix P: ``P.keypoint_token``, ``P.pos_embedding``, ``P.patch_to_embedding``,
   ``P.transformer.layers.{i}.{0,1}...`` (L: ``P.transformer{1,2,3}.layers.{i}``), ``P.mlp_head.{n}``.
+* GTPT (T/S/B, COCO and WholeBody): two copies of the whole model, the student (``features.*``,
+  ``mlp_head_{x,y}.*``) and its EMA (``ema_features.*``, ``ema_mlp_head_{x,y}.*``), which is what the
+  official evaluation runs and what is converted by default. Under ``features.``: ``human_token``,
+  ``keypoint_token``, [WholeBody: ``extra_token`` (part tokens), ``fine_keypoint_token`` (dense tokens)],
+  ``pos_embedding``, ``stem.*`` (ShuffleNet, named as ours), ``patch2emb_norm.*``, ``patch2emb_mlp.*``,
+  ``transformer.layers.{i}`` (coarse) / ``transformer.group_layers.{i}`` (fine; each holds a constant
+  attention-mask buffer ``0.fn.fn.mask``, dropped: our group attention derives it from the layout) and
+  ``transformer.group_mask.*``.
 """
 from __future__ import annotations
 
@@ -48,6 +56,35 @@ _BACKBONE_CHANNELS = {"none": 3, "stemnet": 256, "hrnet_w32": 32, "hrnet_w48": 4
 _BN_COUNTER = "num_batches_tracked"
 _MAX_LISTED = 5
 
+# GTPT. Official names below are the student's; the EMA copy's are the same with "ema_" in front.
+_GTPT_COPIES = {
+    "ema": ("ema_features.", "ema_mlp_head_x.", "ema_mlp_head_y."),
+    "student": ("features.", "mlp_head_x.", "mlp_head_y."),
+}
+_GTPT_COPY_TEXT = {"ema": "EMA copy (ema_features.*, ema_mlp_head_*)",
+                   "student": "student copy (features.*, mlp_head_*)"}
+_GTPT_TOP_LEVEL = {
+    "features.human_token": "human_token",
+    "features.keypoint_token": "keypoint_tokens",
+    "features.extra_token": "part_tokens",
+    "features.fine_keypoint_token": "dense_tokens",
+    "features.pos_embedding": "pos_embed",
+}
+_GTPT_MODULES = (  # official module prefix -> ours (names inside are kept)
+    ("features.stem.", "backbone."),
+    ("features.patch2emb_norm.", "patch_norm."),
+    ("features.patch2emb_mlp.", "patch_embed."),
+    ("features.transformer.group_mask.", "group_mask."),
+    ("mlp_head_x.", "head_x."),
+    ("mlp_head_y.", "head_y."),
+)
+_GTPT_LAYER_RE = re.compile(r"features\.transformer\.(layers|group_layers)\.(\d+)\.(.+)")
+_GTPT_STACKS = {"layers": "coarse_blocks", "group_layers": "fine_blocks"}
+# The group attention's constant mask (dummy-token blocking); ours derives it from the layout.
+_GTPT_MASK_RE = re.compile(r"features\.transformer\.group_layers\.\d+\.0\.fn\.fn\.mask")
+_GTPT_CHANNELS = {"gtpt_t": 128, "gtpt_s": 256, "gtpt_b": 256}  # stem output width
+_GTPT_BY_WIDTH = {128: "gtpt_t", 256: "gtpt_s"}  # single-stage stems (B has down_layer* instead)
+
 
 @dataclass(frozen=True)
 class _Layout:
@@ -70,6 +107,19 @@ class _Signature:
     patch_dim: int | None
     depth: int
     num_stacks: int
+
+
+@dataclass(frozen=True)
+class _GTPTSignature:
+    """What an official GTPT state dict (one copy) reveals about its architecture."""
+
+    backbone: str  # gtpt_t | gtpt_s | gtpt_b, or a description of an unknown stem
+    dim: int
+    num_keypoints: int  # 17, or 17 + dense tokens (WholeBody)
+    num_tokens: int | None
+    patch_dim: int | None
+    coarse_depth: int
+    fine_depth: int
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,17 +243,129 @@ def _label(sig: _Signature) -> str:
     return "TokenPose-B / PPT-B"
 
 
+def _gtpt_copies_present(state: Mapping[str, torch.Tensor]) -> dict[str, bool]:
+    """Which of the two GTPT copies (``ema``, ``student``) have at least one key in ``state``."""
+    return {copy: any(k.startswith(prefixes) for k in state) for copy, prefixes in _GTPT_COPIES.items()}
+
+
+def _choose_gtpt_copy(state: Mapping[str, torch.Tensor], use_ema: bool) -> str:
+    """The copy to convert: the requested one, or the other one when the file holds only that."""
+    present = _gtpt_copies_present(state)
+    wanted, other = ("ema", "student") if use_ema else ("student", "ema")
+    return other if present[other] and not present[wanted] else wanted
+
+
+def _gtpt_select(state: Mapping[str, torch.Tensor], copy: str) -> dict[str, str | None]:
+    """File key -> the official student name it stands for, for the keys that take part in converting
+    ``copy``: the keys of that copy (less the attention-mask buffers) and keys of neither copy (None: they
+    have no place in the model and are reported). The other copy's keys are left out."""
+    own = _GTPT_COPIES[copy]
+    other = _GTPT_COPIES["student" if copy == "ema" else "ema"]
+    out: dict[str, str | None] = {}
+    for key in state:
+        if key.startswith(own):
+            name = key[len("ema_"):] if copy == "ema" else key
+            if not _GTPT_MASK_RE.fullmatch(name):
+                out[key] = name
+        elif not key.startswith(other):
+            out[key] = None
+    return out
+
+
+def _gtpt_signature(state: Mapping[str, torch.Tensor]) -> _GTPTSignature | None:
+    """Read the architecture off an official GTPT state dict (its EMA copy, else the student); None if no
+    copy has a ``keypoint_token``."""
+    for copy in ("ema", "student"):
+        names = {n: state[k] for k, n in _gtpt_select(state, copy).items() if n is not None}
+        if "features.keypoint_token" in names:
+            break
+    else:
+        return None
+    kp = names["features.keypoint_token"]
+    if kp.dim() != 3:
+        return None
+
+    def size(name: str, dims: int, axis: int) -> int | None:
+        t = names.get(name)
+        return int(t.shape[axis]) if t is not None and t.dim() == dims else None
+
+    if any(n.startswith("features.stem.down_layer") for n in names):
+        backbone = "gtpt_b"
+    else:  # T and S differ only in the width of their one stage
+        half = size("features.stem.layer.0.branch1.2.weight", 4, 0)
+        width = 2 * half if half else size("features.patch2emb_norm.weight", 1, 0)
+        backbone = _GTPT_BY_WIDTH.get(width or 0, f"an unknown {width}-channel stem" if width else "an unknown stem")
+    depths = {"layers": 0, "group_layers": 0}
+    for n in names:
+        m = _GTPT_LAYER_RE.fullmatch(n)
+        if m:
+            depths[m[1]] = max(depths[m[1]], int(m[2]) + 1)
+    return _GTPTSignature(
+        backbone=backbone,
+        dim=int(kp.shape[2]),
+        num_keypoints=int(kp.shape[1]) + (size("features.fine_keypoint_token", 3, 1) or 0),
+        num_tokens=size("features.pos_embedding", 3, 1),
+        patch_dim=size("features.patch2emb_mlp.weight", 2, 1),
+        coarse_depth=depths["layers"],
+        fine_depth=depths["group_layers"],
+    )
+
+
+def _gtpt_config_signature(config: Any) -> _GTPTSignature:
+    """The signature an official checkpoint of ``config``'s architecture would have."""
+    pw, ph = config.patch_size
+    rows, cols = config.grid_size
+    return _GTPTSignature(
+        backbone=config.backbone,
+        dim=config.dim,
+        num_keypoints=config.num_keypoints,
+        num_tokens=rows * cols,
+        patch_dim=_GTPT_CHANNELS.get(config.backbone, 0) * pw * ph,
+        coarse_depth=config.coarse_depth,
+        fine_depth=config.fine_depth,
+    )
+
+
+def _gtpt_configs() -> dict[str, Any]:
+    """Registered GTPT configs, by name."""
+    from prunepose.models.gtpt import GTPTConfig
+    from prunepose.registry import get_config, list_models
+
+    configs = {name: get_config(name) for name in list_models()}
+    return {n: c for n, c in configs.items() if isinstance(c, GTPTConfig)}
+
+
+def _describe_gtpt(state: Mapping[str, torch.Tensor]) -> tuple[str, list[str]]:
+    present = _gtpt_copies_present(state)
+    copies = ("EMA and student copies" if all(present.values()) else
+              "EMA copy only" if present["ema"] else "student copy only" if present["student"] else "no model copy")
+    sig = _gtpt_signature(state)
+    if sig is None:
+        return (f"a GTPT checkpoint of unknown variant (it has human_token / group_layers / ema_* keys but no "
+                f"keypoint_token; {copies})", [])
+    variant = {"gtpt_t": "GTPT-T", "gtpt_s": "GTPT-S", "gtpt_b": "GTPT-B"}.get(sig.backbone, "GTPT")
+    dataset = {17: "COCO", 133: "WholeBody"}.get(sig.num_keypoints, f"{sig.num_keypoints}-keypoint")
+    stem = (f"ShuffleNet encoder-decoder stem, {_GTPT_CHANNELS[sig.backbone]} channels" if sig.backbone == "gtpt_b"
+            else f"ShuffleNet stem, {_GTPT_CHANNELS[sig.backbone]} channels" if sig.backbone in _GTPT_CHANNELS
+            else sig.backbone)
+    text = (f"{variant} {dataset} ({stem}, dim {sig.dim}, {sig.coarse_depth} + {sig.fine_depth} layers, "
+            f"{sig.num_keypoints} keypoints, {sig.num_tokens} visual tokens, patch dim {sig.patch_dim}; {copies})")
+    models = sorted(n for n, c in _gtpt_configs().items() if _gtpt_config_signature(c) == sig)
+    text += f"; registered models with this layout: {', '.join(models)}" if models else \
+        "; no registered model has this layout"
+    return text, models
+
+
 def _describe(state: Mapping[str, torch.Tensor]) -> tuple[str, list[str]]:
     """(human-readable guess, registered models with exactly this layout) for an unwrapped state dict."""
     keys = list(state)
-    if any("human_token" in k or "group_layers" in k or k.startswith("ema_") for k in keys):
-        return ("a GTPT checkpoint (it has human_token / group_layers / ema_* keys); this converter reads "
-                "TokenPose and PPT checkpoints only", [])
-    if "keypoint_tokens" in state and any(k.startswith("blocks.") for k in keys):
+    if "keypoint_tokens" in state and any(k.startswith(("blocks.", "coarse_blocks.")) for k in keys):
         return "a prunepose state dict (already converted: load it with prunepose.weights.load_weights)", []
+    if any("human_token" in k or "group_layers" in k or k.startswith("ema_") for k in keys):
+        return _describe_gtpt(state)
     sig = _signature(state)
     if sig is None:
-        return f"no official TokenPose/PPT layout (first keys: {keys[:3]})", []
+        return f"no official TokenPose/PPT/GTPT layout (first keys: {keys[:3]})", []
     backbone = {"none": "raw pixels, no CNN", "stemnet": "stem-net"}.get(
         sig.backbone, sig.backbone.replace("hrnet_w", "HRNet-W"))
     layers = f"{sig.num_stacks} stacks x {sig.depth} layers" if sig.num_stacks > 1 else f"{sig.depth} layers"
@@ -278,14 +440,42 @@ def _our_key(key: str, layout: _Layout) -> str | None:
     return None
 
 
+
+def _gtpt_our_key(name: str) -> str | None:
+    """Our key for an official GTPT key in student naming (``features.*``, ``mlp_head_{x,y}.*``), or None."""
+    if name in _GTPT_TOP_LEVEL:
+        return _GTPT_TOP_LEVEL[name]
+    for official, ours in _GTPT_MODULES:
+        if name.startswith(official):
+            return ours + name[len(official):]  # ShuffleNet, BN, Linear, head names are kept as they are
+    m = _GTPT_LAYER_RE.fullmatch(name)
+    if m is None:
+        return None
+    for official, ours in _BLOCK_PARTS:
+        if m[3].startswith(official):
+            return f"{_GTPT_STACKS[m[1]]}.{m[2]}.{ours}{m[3][len(official):]}"
+    return None
+
 def _some(items: Iterable[str]) -> str:
     items = list(items)
     more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
     return ", ".join(items[:_MAX_LISTED]) + more
 
 
-def _convert(state: Mapping[str, Any], model_name: str, where: str) -> tuple[dict[str, torch.Tensor], Any]:
-    """Convert and check; returns (our state dict, the target model's config)."""
+def _check_use_ema(model_name: str, config: Any, use_ema: bool) -> None:
+    """Refuse ``use_ema=False`` for models whose official checkpoints have no student/EMA pair."""
+    from prunepose.models.gtpt import GTPTConfig
+
+    if not use_ema and not isinstance(config, GTPTConfig):
+        raise PrunePoseError(f"{model_name}: use_ema=False (--student) selects the student copy of a GTPT "
+                             f"checkpoint; {getattr(config, 'family', '?')} checkpoints hold a single copy")
+
+
+def _convert(state: Mapping[str, Any], model_name: str, where: str,
+             use_ema: bool = True) -> tuple[dict[str, torch.Tensor], Any, str | None]:
+    """Convert and check; returns (our state dict, the target model's config, the GTPT copy converted:
+    ``"ema"`` / ``"student"``, None for TokenPose / PPT)."""
+    from prunepose.models.gtpt import GTPTConfig
     from prunepose.models.tokenpose import TokenPoseConfig
     from prunepose.registry import create_model
 
@@ -293,12 +483,20 @@ def _convert(state: Mapping[str, Any], model_name: str, where: str) -> tuple[dic
     with torch.device("meta"):  # only names, shapes and dtypes are needed: skip allocation and init
         model = create_model(model_name)
     config = model.config
-    if not isinstance(config, TokenPoseConfig):
-        raise PrunePoseError(f"{model_name}: no converter for official checkpoints of family "
-                             f"{getattr(config, 'family', '?')!r} (only TokenPose and PPT)")
     targets = model.state_dict()
     del model
-    layout = _layout(config)
+    _check_use_ema(model_name, config, use_ema)
+    copy: str | None = None
+    if isinstance(config, TokenPoseConfig):
+        layout = _layout(config)
+        items = [(key, _our_key(key, layout)) for key in flat]
+    elif isinstance(config, GTPTConfig):
+        copy = _choose_gtpt_copy(flat, use_ema)
+        items = [(key, None if name is None else _gtpt_our_key(name))
+                 for key, name in _gtpt_select(flat, copy).items()]
+    else:
+        raise PrunePoseError(f"{model_name}: no converter for official checkpoints of family "
+                             f"{getattr(config, 'family', '?')!r} (only TokenPose, PPT and GTPT)")
 
     converted: dict[str, torch.Tensor] = {}
     origin: dict[str, str] = {}
@@ -306,8 +504,8 @@ def _convert(state: Mapping[str, Any], model_name: str, where: str) -> tuple[dic
     duplicates: list[str] = []
     shapes: list[str] = []
     mismatched: set[str] = set()
-    for key, value in flat.items():
-        ours = _our_key(key, layout)
+    for key, ours in items:
+        value = flat[key]
         if ours is None or ours not in targets:
             unexpected.append(key)
             continue
@@ -329,7 +527,7 @@ def _convert(state: Mapping[str, Any], model_name: str, where: str) -> tuple[dic
     # Files written before BatchNorm had a step counter (or with it stripped) lack every counter; it only
     # matters for momentum=None, which no model here uses, so zeros are filled in. A file lacking *some*
     # counters is inconsistent and is reported like any other missing key.
-    if missing and not any(k.endswith(_BN_COUNTER) for k in flat):
+    if missing and not any(key.endswith(_BN_COUNTER) for key, _ in items):
         counters = [k for k in missing if k.endswith(_BN_COUNTER)]
         for k in counters:
             converted[k] = torch.zeros(targets[k].shape, dtype=targets[k].dtype)
@@ -348,12 +546,12 @@ def _convert(state: Mapping[str, Any], model_name: str, where: str) -> tuple[dic
         if duplicates:
             parts.append(f"{len(duplicates)} model key(s) filled twice: {_some(duplicates)};")
         raise PrunePoseError(" ".join(parts).rstrip(";"))
-    return {k: converted[k] for k in targets}, config  # in the model's own key order
+    return {k: converted[k] for k in targets}, config, copy  # in the model's own key order
 
 
-def convert_official_state_dict(state: Mapping[str, Any], model_name: str, *,
-                                source: str | None = None) -> dict[str, torch.Tensor]:
-    """Rename an official TokenPose / PPT state dict to the keys of ``create_model(model_name)``.
+def convert_official_state_dict(state: Mapping[str, Any], model_name: str, *, source: str | None = None,
+                                use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """Rename an official TokenPose / PPT / GTPT state dict to the keys of ``create_model(model_name)``.
 
     ``state`` may be wrapped (``{'state_dict': ...}``, ``{'model': ...}``) and may carry DataParallel's
     ``module.`` prefix. The result loads into the model with ``strict=True``: every model key is filled,
@@ -361,8 +559,14 @@ def convert_official_state_dict(state: Mapping[str, Any], model_name: str, *,
     the first offending keys and, for a file of another architecture, what the file looks like.
     ``source`` (e.g. the file path) only labels the messages. Tensors are not copied: the result shares
     storage with ``state`` except where a dtype conversion to the model's dtype was needed.
+
+    GTPT checkpoints hold two copies of the model; the EMA one (``ema_*`` keys, what the official
+    evaluation runs) is converted, or the student (``features.*``, ``mlp_head_*``) with ``use_ema=False``.
+    A file holding only one copy is converted from that copy either way (:func:`convert_checkpoint`
+    records which). The other copy's keys and the group layers' constant ``mask`` buffers are not used;
+    everything else must fit. ``use_ema=False`` is an error for TokenPose / PPT models (single copy).
     """
-    return _convert(state, model_name, source or "official state dict")[0]
+    return _convert(state, model_name, source or "official state dict", use_ema)[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,11 +613,13 @@ def _write_atomically(dst: Path, write: Any) -> Path:
 
 
 def convert_checkpoint(src_path: str | os.PathLike[str], model_name: str,
-                       dst_path: str | os.PathLike[str]) -> Path:
+                       dst_path: str | os.PathLike[str], *, use_ema: bool = True) -> Path:
     """Convert an official ``.pth`` into ``dst_path`` (.safetensors) plus ``dst_path.with_suffix('.json')``.
 
     The JSON holds the model config (as :func:`prunepose.weights.save_weights` writes it) and
-    ``"source"``. Both files appear only once conversion and writing have succeeded (temp files in the
+    ``"source"``; for GTPT also ``"official_copy"``: ``"ema"`` or ``"student"``, the copy converted (see
+    ``use_ema`` in :func:`convert_official_state_dict`; it differs from the requested one when the file
+    holds only the other). Both files appear only once conversion and writing have succeeded (temp files in the
     destination folder, then ``os.replace``), so a failed run never leaves a half-written or stale-looking
     output behind. Returns the weights path.
     """
@@ -424,8 +630,9 @@ def convert_checkpoint(src_path: str | os.PathLike[str], model_name: str,
     src, dst = Path(src_path), Path(dst_path)
     if dst.suffix != ".safetensors":
         raise PrunePoseError(f"{dst}: the output must be a .safetensors file")
-    get_config(model_name)  # an unknown model name is reported before the (possibly large) file is read
-    state, config = _convert(_load(src), model_name, str(src))
+    # An unknown model name or a wrong option is reported before the (possibly large) file is read.
+    _check_use_ema(model_name, get_config(model_name), use_ema)
+    state, config, copy = _convert(_load(src), model_name, str(src), use_ema)
     # safetensors refuses tensors that share storage; a plain state dict has none, but be safe.
     seen: set[int] = set()
     for key, tensor in state.items():
@@ -433,10 +640,11 @@ def convert_checkpoint(src_path: str | os.PathLike[str], model_name: str,
         if ptr in seen and tensor.numel():
             state[key] = tensor.clone()
         seen.add(ptr)
-    meta_json = dataclasses.asdict(config) | {"source": str(src_path)}
+    provenance = {"source": str(src_path)} | ({"official_copy": copy} if copy else {})
+    meta_json = dataclasses.asdict(config) | provenance
     dst.parent.mkdir(parents=True, exist_ok=True)
     json_path = dst.with_suffix(".json")
-    metadata = {"format": "pt", "model": model_name, "source": str(src_path)}
+    metadata = {"format": "pt", "model": model_name} | provenance
     tmp_weights = _write_atomically(dst, lambda p: save_file(state, str(p), metadata=metadata))
     try:
         tmp_json = _write_atomically(json_path, lambda p: p.write_text(json.dumps(meta_json, indent=2) + "\n"))
