@@ -24,15 +24,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models(args.filter):
         c = get_config(name)
-        row = [name, c.family, c.backbone, f"{c.input_size[1]}x{c.input_size[0]}", str(c.num_keypoints),
-               ",".join(map(str, c.prune_layers)) or "-",
-               ",".join(f"{r:g}" for r in c.keep_rates) if hasattr(c, "keep_rates") else f"{c.keep_ratio:g}"]
+        if hasattr(c, "num_frames"):  # 2D->3D lifter: (frames, joints) instead of an image size
+            stages = getattr(c, "stages", ())
+            row = [name, "lifting", type(c).__name__.replace("Config", ""), f"{c.num_frames} frames",
+                   str(c.num_joints), ",".join(str(layer) for layer, _ in stages) or "-",
+                   ",".join(str(n) for _, n in stages) or "-"]
+        else:
+            keep = (",".join(f"{r:g}" for r in c.keep_rates) if hasattr(c, "keep_rates") else f"{c.keep_ratio:g}")
+            row = [name, c.family, c.backbone, f"{c.input_size[1]}x{c.input_size[0]}", str(c.num_keypoints),
+                   ",".join(map(str, c.prune_layers)) or "-", keep]
         if args.params:
             from prunepose.profiling import count_params
 
             row.append(f"{count_params(create_model(name)) / 1e6:.3f}M")
         rows.append(row)
-    head = ["model", "family", "backbone", "input HxW", "K", "prune at", "keep"] + (["params"] if args.params else [])
+    head = ["model", "family", "backbone", "input", "K", "prune at", "keep"] + (["params"] if args.params else [])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())

@@ -1,3 +1,3 @@
 """Model families. Importing this package registers every model name in :mod:`prunepose.registry`."""
-# tokenpose: tokenpose_*, ppt_*; gtpt: gtpt_*
-from prunepose.models import gtpt, tokenpose  # noqa: F401  (registration side effects)
+# tokenpose: tokenpose_*, ppt_*; gtpt: gtpt_*; lifting: mixste_*, motionbert_*, hot_*, tpc_*
+from prunepose.models import gtpt, lifting, tokenpose  # noqa: F401  (registration side effects)

@@ -314,8 +314,12 @@ def count_macs(model: nn.Module, inputs: Inputs, convention: str = "true") -> in
 
 
 def default_input_shape(model: nn.Module, batch: int = 1) -> tuple[int, int, int, int]:
-    """(batch, 3, H, W) from ``model.config.input_size`` (width, height)."""
-    size = getattr(getattr(model, "config", None), "input_size", None)
+    """(batch, 3, H, W) from ``model.config.input_size`` (width, height) for image models;
+    (batch, F, J, C_in) from ``num_frames`` / ``num_joints`` / ``in_channels`` for 2D->3D lifters."""
+    config = getattr(model, "config", None)
+    if hasattr(config, "num_frames") and hasattr(config, "num_joints"):
+        return (batch, int(config.num_frames), int(config.num_joints), int(getattr(config, "in_channels", 2)))
+    size = getattr(config, "input_size", None)
     if size is None:
         raise ConfigError(f"{type(model).__name__} has no config.input_size; pass input_shape explicitly")
     w, h = size
@@ -341,7 +345,8 @@ def profile_model(model: nn.Module, input_shape: Sequence[int] | None = None) ->
     counts = count_all(model, images)
     config = getattr(model, "config", None)
     keep_ratio = getattr(model, "keep_ratio", None)
-    return {
+    lifter = hasattr(config, "num_frames")
+    record = {
         "model": str(getattr(config, "name", type(model).__name__)),
         "input_shape": list(shape),
         "keep_ratio": float(keep_ratio) if keep_ratio is not None else None,
@@ -353,6 +358,9 @@ def profile_model(model: nn.Module, input_shape: Sequence[int] | None = None) ->
         "macs_thop": counts["thop"] / GIGA,
         "gflops_paper_hrnet": counts["paper-hrnet"] / PAPER_GIGA,
     }
+    if lifter:  # HoT's convention: 2 x thop MACs for one clip (the input's batch)
+        record["flops_hot"] = 2 * counts["thop"] / GIGA
+    return record
 
 
 _ROWS = [
@@ -360,6 +368,7 @@ _ROWS = [
     ("flops_true", "GFLOPs", "1e9", "2 x true MACs"),
     ("macs_thop", "GMACs", "1e9", "thop 0.1.1 rules: Conv/Linear/norm/pool/upsample modules, no attention (GTPT)"),
     ("gflops_paper_hrnet", '"GFLOPs"', "1024^3", "HRNet get_model_summary: Conv + Linear x seq length (TokenPose/PPT)"),
+    ("flops_hot", "GFLOPs", "1e9", "2 x thop MACs per clip (HoT, MixSTE, MotionBERT tables)"),
 ]
 _PARAM_ROWS = [
     ("params", "all parameters (incl. the frozen sine PE)"),
@@ -370,11 +379,12 @@ _PARAM_ROWS = [
 
 def format_profile(record: dict[str, Any]) -> str:
     """Human-readable table of a :func:`profile_model` record, with each convention's unit and meaning."""
-    head = f"{record['model']}  input {tuple(record['input_shape'])} (B, C, H, W)"
+    layout = "(B, F, J, C)" if "flops_hot" in record else "(B, C, H, W)"
+    head = f"{record['model']}  input {tuple(record['input_shape'])} {layout}"
     if record.get("keep_ratio") is not None:
         head += f"  keep_ratio {record['keep_ratio']:g}"
     rows = [("quantity", "value", "unit", "per", "what is counted")]
-    rows += [(key, f"{record[key]:.3f}", unit, per, what) for key, unit, per, what in _ROWS]
+    rows += [(key, f"{record[key]:.3f}", unit, per, what) for key, unit, per, what in _ROWS if key in record]
     rows += [(key, f"{record[key]:,}", "", "", what) for key, what in _PARAM_ROWS]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [head]

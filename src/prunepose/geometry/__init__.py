@@ -1,0 +1,27 @@
+"""Camera geometry and rigid/similarity alignment for 3D pose lifting.
+
+Why a package of its own: data loaders (projecting mocap to "GT 2D"), metrics (P-MPJPE) and
+visualisation all need the same camera model and alignment, and none of them may import models.
+"""
+from prunepose.geometry.camera import (
+    Camera,
+    camera_to_world,
+    denormalize_screen,
+    load_cameras,
+    normalize_screen,
+    project,
+    world_to_camera,
+)
+from prunepose.geometry.procrustes import procrustes_align, procrustes_transform
+
+__all__ = [
+    "Camera",
+    "camera_to_world",
+    "denormalize_screen",
+    "load_cameras",
+    "normalize_screen",
+    "procrustes_align",
+    "procrustes_transform",
+    "project",
+    "world_to_camera",
+]
