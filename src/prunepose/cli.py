@@ -63,6 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set, args.data_root)
     model = create_model(cfg["model"], **cfg["model_overrides"])
+    if hasattr(model.config, "num_frames"):
+        return _train_lifting(args, cfg, model)
     init = {"checkpoint": args.init, "strict": True} if args.init else (cfg.get("init") or {})
     if init.get("checkpoint"):
         load_weights(model, init["checkpoint"], strict=bool(init.get("strict", True)))
@@ -84,6 +86,39 @@ def cmd_train(args: argparse.Namespace) -> int:
                       step_callbacks=callbacks, post_step_callbacks=post_step, extra_state=extra)
     if uses_simcc(model.config) and not extra and trainer.dist.is_main:
         print("note: training GTPT without an EMA of the weights (ema.enabled: false)")
+    summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
+    if trainer.dist.is_main:
+        print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
+                          if k in summary}, default=str))
+    return 0
+
+
+def _train_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: ANN001
+    """`prunepose train` for 2D->3D lifters on Human3.6M (same engine: resume, DDP, checkpoints)."""
+    from prunepose.config import dump_config
+    from prunepose.engine.trainer import TrainConfig, Trainer
+    from prunepose.errors import ConfigError
+    from prunepose.tasks.lifting import build_lifting_datasets, evaluate_lifting, lifting_loss
+
+    train_set, test_set, _ = build_lifting_datasets(cfg, model.config)
+    train_cfg = dict(cfg["train"])
+    train_cfg.setdefault("work_dir", f"work_dirs/{Path(args.config).stem}")
+    if args.work_dir:
+        train_cfg["work_dir"] = args.work_dir
+    try:
+        tcfg = TrainConfig(**train_cfg)
+    except TypeError as exc:
+        raise ConfigError(f"{args.config}: bad 'train' section ({exc})") from None
+    Path(tcfg.work_dir).mkdir(parents=True, exist_ok=True)
+    (Path(tcfg.work_dir) / "config.yaml").write_text(dump_config(cfg))
+    test_cfg = cfg.get("test") or {}
+
+    def evaluate_fn(m, epoch):  # noqa: ANN001, ANN202, ARG001
+        res = evaluate_lifting(m, test_set, int(test_cfg.get("batch_size", 16)), bool(test_cfg.get("flip", True)),
+                               progress=False)
+        return {k: v for k, v in res.items() if k != "per_action"}
+
+    trainer = Trainer(model, train_set, lifting_loss, tcfg, evaluate_fn=evaluate_fn)
     summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
     if trainer.dist.is_main:
         print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
@@ -139,6 +174,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set, args.data_root)
     model = create_model(cfg["model"], **cfg["model_overrides"])
     load_weights(model, args.checkpoint, prefer_ema=not args.student)
+    if hasattr(model.config, "num_frames"):
+        return _test_lifting(args, cfg, model)
     dataset = build_dataset(cfg, model.config, "val")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +184,29 @@ def cmd_test(args: argparse.Namespace) -> int:
     print(summary)
     (out_dir / "metrics.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res))
+    return 0
+
+
+def _test_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: ANN001
+    """Evaluate a lifter on S9/S11 with projected 2D (and SH detections when the config lists them)."""
+    from prunepose.tasks.lifting import build_lifting_datasets, evaluate_lifting
+
+    _, test_gt, test_sh = build_lifting_datasets(cfg, model.config)
+    test_cfg = cfg.get("test") or {}
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name, dataset in (("gt2d", test_gt), ("sh2d", test_sh)):
+        if dataset is None:
+            continue
+        res = evaluate_lifting(model, dataset, int(test_cfg.get("batch_size", 16)), bool(test_cfg.get("flip", True)),
+                               device=_device(args.device))
+        results[name] = res
+        print(f"{name}: P1 {res['mpjpe_mm']:.1f} mm  P2 {res['p_mpjpe_mm']:.1f} mm  "
+              f"N-MPJPE {res['n_mpjpe_mm']:.1f} mm  MPJVE {res['mpjve_mm']:.2f} mm (mean over actions)")
+        for action, row in res["per_action"].items():
+            print(f"  {action:<14} P1 {row['mpjpe']:6.1f}  P2 {row['p_mpjpe']:6.1f}")
+    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -32,7 +32,7 @@ from prunepose.errors import ConfigError
 
 DEFAULT_TEST = {"flip": True, "refine": "dark", "batch_size": 32, "oks_nms_thr": 0.9, "in_vis_thr": 0.2,
                 "det_score_thr": 0.0, "use_nms": True}
-_TOP_KEYS = {"model", "model_overrides", "data", "train", "test", "keep_ratio_schedule", "ema", "init"}
+_TOP_KEYS = {"model", "model_overrides", "data", "train", "test", "keep_ratio_schedule", "ema", "init", "task"}
 
 
 def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None,
@@ -66,6 +66,9 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: missing mapping 'data' (format, data_root, train, val)")
     fmt = data.setdefault("format", "coco")
+    if fmt == "h36m":  # lifting: the shared Human3.6M folder (data.root) is resolved by the loader
+        cfg["_path"] = str(path)
+        return cfg
     if fmt not in ("coco", "coco_wholebody", "mpii"):
         raise ConfigError(f"{path}: data.format must be 'coco', 'coco_wholebody' or 'mpii', got {fmt!r}")
     env = "PRUNEPOSE_MPII" if fmt == "mpii" else "PRUNEPOSE_COCO"  # WholeBody uses the COCO image tree
