@@ -54,9 +54,8 @@ def _device(arg: str | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from prunepose.config import dump_config, load_config
-    from prunepose.engine.trainer import TrainConfig, Trainer
-    from prunepose.errors import ConfigError
+    from prunepose.config import load_config
+    from prunepose.engine.trainer import Trainer
     from prunepose.registry import create_model
     from prunepose.tasks.topdown import build_dataset, loss_for, uses_simcc
     from prunepose.weights import load_weights
@@ -70,6 +69,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         load_weights(model, init["checkpoint"], strict=bool(init.get("strict", True)))
     train_set = build_dataset(cfg, model.config, "train")
     val_set = build_dataset(cfg, model.config, "val") if cfg["data"].get("val") else None
+    tcfg = _train_config(args, cfg)
+    callbacks, post_step, extra, eval_model = _training_extras(cfg, model, tcfg, len(train_set))
+    evaluate_fn = None if val_set is None else _make_evaluate_fn(cfg, val_set, eval_model)
+    trainer = Trainer(model, train_set, loss_for(model.config), tcfg, evaluate_fn=evaluate_fn,
+                      step_callbacks=callbacks, post_step_callbacks=post_step, extra_state=extra)
+    if uses_simcc(model.config) and not extra and trainer.dist.is_main:
+        print("note: training GTPT without an EMA of the weights (ema.enabled: false)")
+    return _fit(trainer, args)
+
+
+def _train_config(args: argparse.Namespace, cfg: dict):  # noqa: ANN202
+    """The engine's TrainConfig from the config's ``train`` section; also saves the resolved config."""
+    from prunepose.config import dump_config
+    from prunepose.engine.trainer import TrainConfig
+    from prunepose.errors import ConfigError
+
     train_cfg = dict(cfg["train"])
     train_cfg.setdefault("work_dir", f"work_dirs/{Path(args.config).stem}")
     if args.work_dir:
@@ -80,12 +95,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: bad 'train' section ({exc})") from None
     Path(tcfg.work_dir).mkdir(parents=True, exist_ok=True)
     (Path(tcfg.work_dir) / "config.yaml").write_text(dump_config(cfg))
-    callbacks, post_step, extra, eval_model = _training_extras(cfg, model, tcfg, len(train_set))
-    evaluate_fn = None if val_set is None else _make_evaluate_fn(cfg, val_set, eval_model)
-    trainer = Trainer(model, train_set, loss_for(model.config), tcfg, evaluate_fn=evaluate_fn,
-                      step_callbacks=callbacks, post_step_callbacks=post_step, extra_state=extra)
-    if uses_simcc(model.config) and not extra and trainer.dist.is_main:
-        print("note: training GTPT without an EMA of the weights (ema.enabled: false)")
+    return tcfg
+
+
+def _fit(trainer, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """Run the trainer (resuming unless --no-resume) and print a one-line JSON summary on rank 0."""
     summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
     if trainer.dist.is_main:
         print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
@@ -95,22 +109,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: ANN001
     """`prunepose train` for 2D->3D lifters on Human3.6M (same engine: resume, DDP, checkpoints)."""
-    from prunepose.config import dump_config
-    from prunepose.engine.trainer import TrainConfig, Trainer
-    from prunepose.errors import ConfigError
+    from prunepose.engine.trainer import Trainer
     from prunepose.tasks.lifting import build_lifting_datasets, evaluate_lifting, lifting_loss
 
     train_set, test_set, _ = build_lifting_datasets(cfg, model.config)
-    train_cfg = dict(cfg["train"])
-    train_cfg.setdefault("work_dir", f"work_dirs/{Path(args.config).stem}")
-    if args.work_dir:
-        train_cfg["work_dir"] = args.work_dir
-    try:
-        tcfg = TrainConfig(**train_cfg)
-    except TypeError as exc:
-        raise ConfigError(f"{args.config}: bad 'train' section ({exc})") from None
-    Path(tcfg.work_dir).mkdir(parents=True, exist_ok=True)
-    (Path(tcfg.work_dir) / "config.yaml").write_text(dump_config(cfg))
+    tcfg = _train_config(args, cfg)
     test_cfg = cfg.get("test") or {}
 
     def evaluate_fn(m, epoch):  # noqa: ANN001, ANN202, ARG001
@@ -119,11 +122,7 @@ def _train_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: 
         return {k: v for k, v in res.items() if k != "per_action"}
 
     trainer = Trainer(model, train_set, lifting_loss, tcfg, evaluate_fn=evaluate_fn)
-    summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
-    if trainer.dist.is_main:
-        print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
-                          if k in summary}, default=str))
-    return 0
+    return _fit(trainer, args)
 
 
 def _training_extras(cfg: dict, model, tcfg, num_samples: int):  # noqa: ANN001, ANN202

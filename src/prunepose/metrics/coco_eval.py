@@ -243,7 +243,10 @@ def _load_coco(ann: Any) -> Any:
         raise DataError(f"{path}: not a COCO annotation file ({exc})") from exc
 
 
-def _load_results(results: Any) -> tuple[list[dict[str, Any]], str]:
+def read_results(results: Any, convert: Any = None) -> tuple[list[dict[str, Any]], str]:
+    """Results as a list of records from a results JSON path or an iterable, each passed through
+    ``convert(record, where)`` (default: the COCO keypoint result check); also returns where they came from."""
+    convert = convert or _result_record
     if isinstance(results, (str, os.PathLike)):
         where = str(results)
         try:
@@ -254,10 +257,10 @@ def _load_results(results: Any) -> tuple[list[dict[str, Any]], str]:
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: results file is not valid JSON ({exc})") from exc
         if not isinstance(data, list):
-            raise DataError(f"{where}: results file must hold a JSON list of detections")
+            raise DataError(f"{where}: results file must hold a JSON list of results")
     else:
         where, data = "results", list(results)
-    return [_result_record(r, f"{where} result #{i}") for i, r in enumerate(data)], where
+    return [convert(r, f"{where} result #{i}") for i, r in enumerate(data)], where
 
 
 def evaluate_coco_keypoints(
@@ -282,7 +285,7 @@ def evaluate_coco_keypoints(
     from pycocotools.cocoeval import COCOeval
 
     coco_gt = _load_coco(ann_file_or_coco)
-    records, where = _load_results(results)
+    records, where = read_results(results)
     if not records:  # pycocotools' loadRes cannot load an empty list; nothing detected scores 0.
         return KeypointEvalResult(dict.fromkeys(STATS_NAMES, 0.0), "no results to evaluate\n")
     num_kpts = len(records[0]["keypoints"]) // 3

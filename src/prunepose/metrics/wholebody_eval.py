@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -46,7 +45,13 @@ from typing import Any
 import numpy as np
 
 from prunepose.errors import ConfigError, DataError
-from prunepose.metrics.coco_eval import STATS_NAMES, KeypointEvalResult, _load_coco, _write_json_atomic
+from prunepose.metrics.coco_eval import (
+    STATS_NAMES,
+    KeypointEvalResult,
+    _load_coco,
+    _write_json_atomic,
+    read_results,
+)
 
 __all__ = [
     "EVAL_PARTS",
@@ -159,20 +164,7 @@ def write_wholebody_results(results: Iterable[Mapping[str, Any]], path: str | os
 
 
 def _load_results(results: Any) -> tuple[list[dict[str, Any]], str]:
-    if isinstance(results, (str, os.PathLike)):
-        where = str(results)
-        try:
-            with open(results) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise DataError(f"{where}: results file not found") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: results file is not valid JSON ({exc})") from exc
-        if not isinstance(data, list):
-            raise DataError(f"{where}: results file must hold a JSON list of results")
-    else:
-        where, data = "results", list(results)
-    return [to_wholebody_result(r, f"{where} result #{i}") for i, r in enumerate(data)], where
+    return read_results(results, to_wholebody_result)
 
 
 def _coco_from(dataset: dict[str, Any]) -> Any:

@@ -24,8 +24,8 @@ def build_lifting_datasets(cfg: dict[str, Any], model_config: Any) -> tuple[Data
     """Train clips (S1,S5,S6,S7,S8), test clips (S9,S11) and, optionally, test clips on SH detections.
 
     ``data``: ``{format: h36m, root: null (shared data), keypoints: gt, test_keypoints: [gt, sh],
-    camera_ids: null, actions: null}`` (the last two filter, e.g. for quick checks). Seq2seq models get stride-F chunks (edge-padded); seq2frame (TPC) models get
-    one centred window per frame.
+    camera_ids: null, actions: null}`` (the last two filter, e.g. for quick checks). Seq2seq models get
+    stride-F chunks (edge-padded); seq2frame (TPC) models get one centred window per frame.
     """
     from prunepose.data.h36m import TEST_SUBJECTS, TRAIN_SUBJECTS, load_h36m_shared
     from prunepose.data.lifting import Seq2FrameClips, Seq2SeqClips
