@@ -12,55 +12,23 @@ lists/tuples/dicts of them; the trainer stores RNG states accordingly.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from prunepose.atomic import atomic_write
 from prunepose.errors import PrunePoseError
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself; without it a power loss may forget the new directory entry."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms/filesystems cannot open directories; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically and return the path.
+    """Write ``state`` to ``path`` atomically (see :mod:`prunepose.atomic`) and return the path.
 
-    The temporary file lives in the target folder because ``os.replace`` is only atomic within one
-    filesystem. On any error the temporary file is removed and the previous checkpoint stays untouched.
+    On any error the temporary file is removed and the previous checkpoint stays untouched.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        # BaseException: a KeyboardInterrupt mid-write must not leave stray temp files either.
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(target.parent)
-    return target
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:

@@ -19,7 +19,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from prunepose.atomic import atomic_write
 from prunepose.errors import ConfigError, DataError
 
 __all__ = [
@@ -199,19 +199,7 @@ def write_coco_results(results: Iterable[Mapping[str, Any]], path: str | os.Path
 
 def _write_json_atomic(data: Any, path: Path) -> Path:
     """Dump ``data`` as JSON next to ``path`` and rename it into place (no truncated file on a crash)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(json.dumps(data).encode("utf-8")))
 
 
 class KeypointEvalResult(dict[str, float]):
