@@ -74,9 +74,11 @@ def lifting_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def predict_clip(model: nn.Module, pose2d: torch.Tensor, flip: bool = True) -> torch.Tensor:
-    """3D poses (B, F_out, J, 3) for normalised 2D clips (B, F, J, C); flip test averages the mirrored input's
-    mirrored output (the pruned models reuse the unflipped pass's frame selection)."""
+def predict_clip(model: nn.Module, pose2d: torch.Tensor,
+                 flip: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """3D poses (B, F_out, J, 3) for normalised 2D clips (B, F, J, C), and the input-frame index of each
+    output pose (B, F_out) (``None`` when the model does not say). The flip test averages the mirrored
+    input's mirrored output; pruned models reuse the unflipped pass's frame selection."""
     from prunepose.data.lifting import flip_poses
 
     out = model(pose2d)
@@ -86,7 +88,7 @@ def predict_clip(model: nn.Module, pose2d: torch.Tensor, flip: bool = True) -> t
         pred = (pred + flip_poses(mirrored.pose3d)) * 0.5
     pred = pred.clone()
     pred[:, :, 0] = 0
-    return pred
+    return pred, out.frames
 
 
 @torch.no_grad()
@@ -104,12 +106,13 @@ def evaluate_lifting(model: nn.Module, dataset: Dataset, batch_size: int = 16, f
     meter = LiftingErrorMeter(root="zero")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for batch in tqdm(loader, desc="evaluate", disable=not progress, mininterval=1.0):
-        pred = predict_clip(model, batch["pose2d"].to(device), flip).cpu().numpy()
+        pred_t, frames = predict_clip(model, batch["pose2d"].to(device), flip)
+        pred = pred_t.cpu().numpy()
         target = batch["pose3d"].numpy()
         valid = batch["valid"].numpy()
         if pred.shape[1] != target.shape[1]:  # seq2frame: score the centre frame only
             centre = np.asarray(batch["meta"]["center"]).reshape(-1)
-            out_frames = model(batch["pose2d"].to(device)).frames.cpu().numpy()
+            out_frames = frames.cpu().numpy()
             idx = np.array([int(np.flatnonzero(f == c)[0]) for f, c in zip(out_frames, centre)])
             pred = pred[np.arange(len(idx)), idx][:, None]
             target = target[np.arange(len(idx)), centre][:, None]
