@@ -68,15 +68,67 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True, prefer
     return model
 
 
-def save_weights(model: nn.Module, path: str | Path) -> Path:
-    """Write ``model``'s weights as safetensors plus ``<path>.json`` with its registry config."""
-    from safetensors.torch import save_file
+def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights as safetensors plus ``<path>.json`` with its registry config.
+
+    ``metadata`` (provenance: what it was trained on, licence, command) is merged into the JSON next to the
+    config fields, the same flat layout ``prunepose convert`` writes, so one reader handles both.
+    """
+    from safetensors.torch import save
+
+    from prunepose.atomic import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
     config: Any = getattr(model, "config", None)
+    meta_json: dict[str, Any] = {}
     if config is not None and dataclasses.is_dataclass(config):
-        path.with_suffix(".json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        meta_json = dataclasses.asdict(config)
+    clash = sorted(set(metadata or {}) & set(meta_json))
+    if clash:
+        raise PrunePoseError(f"save_weights: metadata keys {clash} collide with config fields")
+    meta_json |= dict(metadata or {})
+    atomic_write(path, lambda f: f.write(save(state)))
+    if meta_json:
+        atomic_write(path.with_suffix(".json"), lambda f: f.write((json.dumps(meta_json, indent=2) + "\n").encode()))
     return path
+
+
+def _tuples(value: Any) -> Any:
+    """JSON gives lists where the frozen configs hold (nested) tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def read_weights_info(path: str | Path) -> dict[str, Any]:
+    """The JSON beside ``path`` (config fields plus provenance), or a PrunePoseError naming what is missing."""
+    json_path = Path(path).with_suffix(".json")
+    if not json_path.is_file():
+        raise PrunePoseError(f"{json_path}: no model description beside {Path(path).name}; pass the model name "
+                             "explicitly (e.g. model='ppt_s') or save weights with prunepose.weights.save_weights")
+    try:
+        info = json.loads(json_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PrunePoseError(f"{json_path}: not valid JSON ({exc})") from exc
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+        raise PrunePoseError(f"{json_path}: field 'name' (the registry model name) is missing")
+    return info
+
+
+def model_from_weights(path: str | Path, model: str | None = None, prefer_ema: bool = True) -> nn.Module:
+    """Build the model described beside ``path`` (or the registry ``model``) and load the weights into it.
+
+    Why: a weights file plus its JSON is self-describing, so users (and the bundled defaults) need not
+    repeat architecture overrides such as a compact lifter's width and depth.
+    """
+    from prunepose.registry import create_model, get_config
+
+    if model is None:
+        info = read_weights_info(path)
+        name = info["name"]
+        fields = {f.name for f in dataclasses.fields(get_config(name))}
+        overrides = {k: _tuples(v) for k, v in info.items() if k in fields and k != "name"}
+        net = create_model(name, **overrides)
+    else:
+        net = create_model(model)
+    return load_weights(net, path, strict=True, prefer_ema=prefer_ema)

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,10 +422,15 @@ class Trainer:
         """Restore a :meth:`state_dict`; every rank loads the same file and picks its own RNG state."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        saved_lr = [group["lr"] for group in self.optimizer.param_groups]
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
+        self._rebuild_scheduler(self.epoch)
+        new_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(saved_lr, new_lr)):
+            self.log.text(f"learning-rate schedule changed on resume: checkpoint lr {saved_lr}, "
+                          f"the current config gives {new_lr} at epoch {self.epoch}")
         self.global_step = int(state["global_step"])
         self.step_in_epoch = self._convert_step(int(state["step_in_epoch"]), int(state["samples_per_step"]))
         self.epoch_loss_sum = float(state["epoch_loss_sum"])
@@ -449,6 +455,22 @@ class Trainer:
             _seed_everything(self.cfg.seed + self.dist.rank + 7919 * self.global_step)
 
     # ---------------------------------------------------------------------------------------- internals
+
+    def _rebuild_scheduler(self, epoch: int) -> None:
+        """Put the learning-rate schedule at ``epoch`` as the *current* config defines it.
+
+        Why not load the saved scheduler: the schedule is a pure function of (config, epoch), so deriving it
+        gives the identical lr when nothing changed, and lets a resumed run extend or change the schedule for
+        the epochs still to come (more epochs, a decay added) instead of silently keeping the old one.
+        """
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr
+            group.pop("initial_lr", None)
+        self.scheduler = _build_scheduler(self.optimizer, self.cfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()" does not apply here
+            for _ in range(epoch):
+                self.scheduler.step()
 
     def _resume_source(self, resume: bool | str) -> Path | None:
         if resume is False:
