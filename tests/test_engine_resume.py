@@ -222,3 +222,15 @@ def test_post_step_callbacks_and_extra_state_survive_resume(tmp_path: Path) -> N
     resumed = run(tmp_path / "b")
     assert full.updates == EPOCHS * N // BATCH == resumed.updates
     _assert_same_weights(full.module.state_dict(), resumed.module.state_dict())
+
+
+def test_resume_takes_the_lr_schedule_from_the_current_config(tmp_path: Path) -> None:
+    """A run extended on resume (more epochs, a decay added) follows the new schedule from the saved epoch."""
+    _run(tmp_path, epochs=1, lr_steps=(100,))  # epoch 0 at constant lr 1e-2, checkpoint at its end
+    _run(tmp_path, epochs=3, lr_epoch_decay=0.5)
+    lrs: dict[int, set[float]] = {}
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "iter":
+            lrs.setdefault(rec["epoch"], set()).add(rec["lr"])
+    assert lrs == {0: {1e-2}, 1: {5e-3}, 2: {2.5e-3}}
