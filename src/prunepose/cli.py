@@ -209,13 +209,6 @@ def _test_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: A
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from prunepose.demo import run_demo
-
-    run_demo(out_dir=args.out, model_name=args.model, image=args.image)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunepose", description="Efficient transformer pose estimation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -241,19 +234,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/test", help="folder for results JSON and metrics")
     p.set_defaults(func=cmd_test)
 
-    p = sub.add_parser("demo", help="run the bundled demo (writes pictures, prints a summary)")
-    p.add_argument("--out", default="outputs/demo")
-    p.add_argument("--model", default="ppt_s")
-    p.add_argument("--image", default=None, help="image to use instead of the bundled one")
-    p.set_defaults(func=cmd_demo)
+    from prunepose.demo import add_demo_parser
 
+    add_demo_parser(sub)
+
+    from prunepose.api.cli import add_predict_parser
+    from prunepose.api.lift_cli import add_lift_parser
     from prunepose.convert.cli import add_convert_parser
+    from prunepose.export.cli import add_export_parser
+    from prunepose.geometry.cli import add_triangulate_parser
     from prunepose.profiling.cli import add_profile_parser
     from prunepose.viz.cli import add_viz_parser
 
     add_profile_parser(sub)
     add_convert_parser(sub)
     add_viz_parser(sub)
+    add_predict_parser(sub)
+    add_lift_parser(sub)
+    add_export_parser(sub)
+    add_triangulate_parser(sub)
     return parser
 
 

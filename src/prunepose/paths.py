@@ -21,3 +21,16 @@ def shared_data_dir() -> Path | None:
         if cand.is_dir():
             return cand.resolve()
     return None
+
+
+def assets_dir() -> Path:
+    """The package's bundled assets (demo image, default weights); shipped inside the wheel."""
+    return Path(__file__).resolve().parent / "assets"
+
+
+def bundled_weights(name: str) -> Path:
+    """Path of a bundled weights file: ``bundled_weights("lifter3d_default")`` -> ``.../lifter3d_default.safetensors``.
+
+    The file may be absent in a source checkout that has not exported it yet; callers report that.
+    """
+    return assets_dir() / "weights" / f"{name}.safetensors"

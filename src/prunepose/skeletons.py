@@ -30,6 +30,7 @@ __all__ = [
     "H36M17",
     "MPII16",
     "SKELETONS",
+    "SKELETON_ALIASES",
     "Skeleton",
     "UnknownSkeletonError",
     "get_skeleton",
@@ -306,13 +307,22 @@ SKELETONS: Mapping[str, Skeleton] = types.MappingProxyType(
 )
 
 
+# Names with the keypoint count, as the prediction API and the pictures spell them (API.md).
+SKELETON_ALIASES: Mapping[str, str] = types.MappingProxyType(
+    {"coco17": "coco", "coco_wholebody133": "coco_wholebody", "mpii16": "mpii", "h36m17": "h36m"}
+)
+
+
 def get_skeleton(name: str) -> Skeleton:
     """Return the skeleton registered as ``name`` (case-insensitive; ``-`` is read as ``_``).
+
+    The names with the keypoint count (``coco17``, ``coco_wholebody133``, ``mpii16``, ``h36m17``) are aliases.
 
     Raises:
         UnknownSkeletonError: (a ``ConfigError`` and a ``KeyError``) listing the valid names.
     """
     key = str(name).strip().lower().replace("-", "_")
+    key = SKELETON_ALIASES.get(key, key)
     try:
         return SKELETONS[key]
     except KeyError:

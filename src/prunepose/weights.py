@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunepose.errors import PrunePoseError
+from prunepose.errors import ConfigError, PrunePoseError
 
 
 def read_state_dict(path: str | Path, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
@@ -100,19 +100,38 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
-def read_weights_info(path: str | Path) -> dict[str, Any]:
-    """The JSON beside ``path`` (config fields plus provenance), or a PrunePoseError naming what is missing."""
+def read_json_beside(path: str | Path, how_to_fix: str) -> dict[str, Any]:
+    """The JSON object beside ``path`` (same stem, ``.json``); errors name that file and say ``how_to_fix``."""
     json_path = Path(path).with_suffix(".json")
     if not json_path.is_file():
-        raise PrunePoseError(f"{json_path}: no model description beside {Path(path).name}; pass the model name "
-                             "explicitly (e.g. model='ppt_s') or save weights with prunepose.weights.save_weights")
+        raise PrunePoseError(f"{json_path}: no model description beside {Path(path).name}; {how_to_fix}")
     try:
         info = json.loads(json_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PrunePoseError(f"{json_path}: not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PrunePoseError(f"{json_path}: not valid JSON ({exc})") from None
     if not isinstance(info, dict) or not isinstance(info.get("name"), str):
         raise PrunePoseError(f"{json_path}: field 'name' (the registry model name) is missing")
     return info
+
+
+def read_weights_info(path: str | Path) -> dict[str, Any]:
+    """The JSON beside a weights file (config fields plus provenance)."""
+    return read_json_beside(path, "pass the model name explicitly (e.g. model='ppt_s') or save weights with "
+                                  "prunepose.weights.save_weights")
+
+
+def config_overrides(info: dict[str, Any], where: str | Path = "model description") -> dict[str, Any]:
+    """The fields of ``info`` that belong to the config of registry model ``info['name']``, as overrides.
+
+    Extra keys (provenance, export details) are ignored; an unknown model name is named with ``where``.
+    """
+    from prunepose.registry import get_config
+
+    try:
+        fields = {f.name for f in dataclasses.fields(get_config(info["name"]))}
+    except ConfigError as exc:
+        raise PrunePoseError(f"{where}: {exc}") from None
+    return {k: _tuples(v) for k, v in info.items() if k in fields and k != "name"}
 
 
 def model_from_weights(path: str | Path, model: str | None = None, prefer_ema: bool = True) -> nn.Module:
@@ -121,14 +140,11 @@ def model_from_weights(path: str | Path, model: str | None = None, prefer_ema: b
     Why: a weights file plus its JSON is self-describing, so users (and the bundled defaults) need not
     repeat architecture overrides such as a compact lifter's width and depth.
     """
-    from prunepose.registry import create_model, get_config
+    from prunepose.registry import create_model
 
     if model is None:
         info = read_weights_info(path)
-        name = info["name"]
-        fields = {f.name for f in dataclasses.fields(get_config(name))}
-        overrides = {k: _tuples(v) for k, v in info.items() if k in fields and k != "name"}
-        net = create_model(name, **overrides)
+        net = create_model(info["name"], **config_overrides(info, Path(path).with_suffix(".json")))
     else:
         net = create_model(model)
     return load_weights(net, path, strict=True, prefer_ema=prefer_ema)

@@ -40,6 +40,7 @@ from prunepose.codecs.simcc import SimCCCodec
 from prunepose.data.transforms import (
     AugmentConfig,
     box_to_center_scale,
+    color_augment,
     get_affine_transform,
     normalize_image,
     random_augment,
@@ -167,6 +168,7 @@ class TopDownDataset(Dataset):
         image_mat = get_affine_transform(center, scale, 0.0, self.input_size, udp=self.codec.use_udp)
         point_mat = image_mat
         if self.train:
+            rng = self.rng(index)
             res = random_augment(
                 keypoints,
                 visible,
@@ -174,7 +176,7 @@ class TopDownDataset(Dataset):
                 scale,
                 image.shape[1],
                 aspect_ratio=self.aspect_ratio,
-                rng=self.rng(index),
+                rng=rng,
                 cfg=self.aug,
                 flip_pairs=self.skeleton.flip_pairs,
                 upper_body_ids=self.skeleton.upper_body_ids,
@@ -186,6 +188,8 @@ class TopDownDataset(Dataset):
             point_mat = res.crop_matrix(self.input_size, udp=self.codec.use_udp)
 
         crop = warp_image(image, image_mat, self.input_size)
+        if self.train:
+            crop = color_augment(crop, rng, self.aug)
         kpts_in = keypoints @ point_mat[:, :2].T + point_mat[:, 2]
         targets: dict[str, torch.Tensor] = {}
         if isinstance(self.codec, SimCCCodec):

@@ -212,6 +212,12 @@ class AugmentConfig:
     half_body_prob: float = 0.3
     half_body_min_joints: int = 8
     half_body_enlarge: float = 1.5
+    # Photometric augmentation (off by default, so TokenPose/GTPT recipes are unchanged): brightness and
+    # contrast factors drawn from [1 - j, 1 + j], saturation likewise, grayscale with ``gray_prob`` and a
+    # 3x3/5x5 Gaussian blur with ``blur_prob``. Used for distillation on few images (see configs/distill).
+    color_jitter: float = 0.0
+    gray_prob: float = 0.0
+    blur_prob: float = 0.0
 
 
 @dataclass
@@ -284,6 +290,30 @@ def random_augment(
         kpts, vis = flip_keypoints(kpts, vis, image_width, flip_pairs)
         c[0] = image_width - 1.0 - c[0]
     return AugmentResult(c, s, rotation, flipped, kpts, vis, int(image_width))
+
+
+def color_augment(crop_bgr: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Photometric augmentation of a uint8 BGR crop (keypoints unaffected); identity when all probs are 0.
+
+    Why: with a few hundred training images the student would otherwise learn their lighting and
+    colours. Draws happen only for enabled parts, after the geometric draws, so configs without them
+    keep their exact random streams.
+    """
+    out = crop_bgr
+    if cfg.color_jitter > 0:
+        j = cfg.color_jitter
+        b, c, sat = (float(rng.uniform(1.0 - j, 1.0 + j)) for _ in range(3))
+        img = out.astype(np.float32)
+        gray = img @ np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BGR luma
+        img = gray[..., None] + (img - gray[..., None]) * sat
+        img = (img - gray.mean()) * c + gray.mean() * b
+        out = np.clip(img, 0, 255).astype(np.uint8)
+    if cfg.gray_prob > 0 and rng.random() < cfg.gray_prob:
+        out = np.repeat(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=2)
+    if cfg.blur_prob > 0 and rng.random() < cfg.blur_prob:
+        k = 3 if rng.random() < 0.5 else 5
+        out = cv2.GaussianBlur(out, (k, k), 0)
+    return out
 
 
 def normalize_image(crop_bgr: np.ndarray) -> np.ndarray:

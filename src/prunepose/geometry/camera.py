@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from prunepose.errors import DataError
+from prunepose.geometry.distortion import DISTORTION_MODELS, distort_normalized
 
 Units = Literal["mm", "m"]
 _UNIT_FROM_MM = {"mm": 1.0, "m": 1e-3}
@@ -45,6 +46,8 @@ class Camera:
         p: (2,) tangential distortion (p1, p2).
         width, height: image size in pixels.
         name: camera id (e.g. ``"54138969"``), for messages only.
+        distortion_model: ``"h36m"`` (3d-pose-baseline's formula, the default, also Campus/Shelf) or
+            ``"opencv"`` (Brown-Conrady, CMU Panoptic); see `prunepose.geometry.distortion`.
 
     Arrays are stored as float64 copies; a non-finite value or a wrong shape raises `DataError`
     naming the field (and ``source`` when the camera came from a file).
@@ -60,6 +63,7 @@ class Camera:
     height: int
     name: str = ""
     source: str = ""
+    distortion_model: str = "h36m"
 
     def __post_init__(self) -> None:
         where = f"{self.source}: camera {self.name!r}" if self.source else f"camera {self.name!r}"
@@ -82,6 +86,9 @@ class Camera:
             if not math.isfinite(value) or int(value) <= 0:
                 raise DataError(f"{where}: field {field_name!r} must be a positive integer, got {value!r}")
             object.__setattr__(self, field_name, int(value))
+        if self.distortion_model not in DISTORTION_MODELS:
+            raise DataError(f"{where}: field 'distortion_model' must be one of {DISTORTION_MODELS}, "
+                            f"got {self.distortion_model!r}")
 
     def center(self, units: Units = "mm") -> np.ndarray:
         """Camera centre in world coordinates, in ``units``."""
@@ -118,26 +125,33 @@ def project(points_cam: np.ndarray, camera: Camera) -> np.ndarray:
         u      = f * x_d + c
 
     Note the tangential term differs from the textbook Brown-Conrady form; it is kept as published
-    because the released projections (and VideoPose3D's GT 2D) were made with it.
+    because the released projections (and VideoPose3D's GT 2D) were made with it. Cameras with
+    ``distortion_model="opencv"`` use the Brown-Conrady form instead (`prunepose.geometry.distortion`).
     """
     pts = np.asarray(points_cam, dtype=np.float64)
     xy = pts[..., :2] / pts[..., 2:3]
-    r2 = np.sum(xy**2, axis=-1, keepdims=True)
-    k1, k2, k3 = camera.k
-    p1, p2 = camera.p
-    radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
-    tan = p1 * xy[..., 1:2] + p2 * xy[..., 0:1]
-    distorted = xy * (radial + tan) + np.array([p2, p1]) * r2
-    return camera.f * distorted + camera.c
+    return camera.f * distort_normalized(xy, camera.k, camera.p, camera.distortion_model) + camera.c
 
 
-def normalize_screen(px: np.ndarray, width: int, height: int) -> np.ndarray:
+def _check_screen(width: float, height: float) -> None:
+    """A NaN/inf/zero image size would silently turn every coordinate into NaN/inf; name it instead."""
+    try:
+        ok = math.isfinite(width) and math.isfinite(height) and width > 0 and height > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise DataError(f"image size (width, height) must be finite and positive, got ({width!r}, {height!r})")
+
+
+def normalize_screen(px: np.ndarray, width: float, height: float) -> np.ndarray:
     """Pixels (..., 2) -> VideoPose3D normalised screen coordinates ``px / w * 2 - [1, h / w]``."""
+    _check_screen(width, height)
     return np.asarray(px) / width * 2 - np.array([1.0, height / width])
 
 
-def denormalize_screen(xy: np.ndarray, width: int, height: int) -> np.ndarray:
+def denormalize_screen(xy: np.ndarray, width: float, height: float) -> np.ndarray:
     """Inverse of `normalize_screen`: normalised (..., 2) -> pixels (..., 2)."""
+    _check_screen(width, height)
     return (np.asarray(xy) + np.array([1.0, height / width])) * width / 2
 
 

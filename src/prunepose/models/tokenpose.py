@@ -9,7 +9,7 @@ tokens. PPT prunes visual tokens after the attention residual and before the FFN
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -22,6 +22,23 @@ from prunepose.nn.blocks import PreNormBlock
 from prunepose.nn.posenc import sine_position_encoding_2d
 from prunepose.pruning.selectors import AttentionTopKSelector, gather_tokens
 from prunepose.registry import register_model
+
+
+@dataclass
+class TokenState:
+    """Tokens between two layers of :class:`TokenPose` (see :meth:`TokenPose.run_layer`).
+
+    x: (B, Q + N_cur, C), the Q query (keypoint) tokens first; pos: (1 or B, N_cur, C) the PE of the
+    current visual tokens; grid_index: (B, N_cur) their absolute row-major positions on the token grid.
+    """
+
+    x: torch.Tensor
+    pos: torch.Tensor
+    grid_index: torch.Tensor
+    num_queries: int
+    kept: list[torch.Tensor] = field(default_factory=list)
+    attention: list[torch.Tensor] | None = None
+    stack_outputs: list[torch.Tensor] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -126,39 +143,60 @@ class TokenPose(nn.Module):
         return self.patch_embed(x.reshape(b, (h // ph) * (w // pw), ph * pw * ch))
 
     def forward(self, images: torch.Tensor, return_attention: bool = False) -> PoseOutput:
+        state = self.embed(images, return_attention)
+        for idx in range(len(self.blocks)):
+            self.run_layer(idx, state)
+        return self.decode(state)
+
+    # The forward pass in three stages, so that multi-view PPT (models/multiview_ppt.py) can run the first
+    # layers per view, fuse the views' tokens for the last layers and decode per view with these same
+    # methods instead of a copy of the loop.
+
+    def embed(self, images: torch.Tensor, return_attention: bool = False) -> TokenState:
+        """Backbone + patch embedding + keypoint tokens: the state before layer 0."""
         self._check_input(images)
-        c = self.config
-        j = c.num_keypoints
         if self.config.backbone != "none":  # oneDNN convolutions are faster on channels-last input
             images = images.contiguous(memory_format=torch.channels_last)
         visual = self.tokenize(self.backbone(images)) + self.pos_embed
         b = visual.shape[0]
         x = torch.cat((self.keypoint_tokens.expand(b, -1, -1), visual), dim=1)
-        pos = self.pos_embed
         grid_index = torch.arange(self.num_tokens, device=images.device).expand(b, -1)
-        prune_here = set(c.prune_layers) if self.keep_ratio < 1.0 else set()
-        kept: list[torch.Tensor] = []
-        attention: list[torch.Tensor] | None = [] if return_attention else None
-        stack_outputs = []
-        for idx, block in enumerate(self.blocks):
-            if idx % c.depth != 0:  # PE re-added before every layer but the first of each stack
-                x = torch.cat((x[:, :j], x[:, j:] + pos), dim=1)
-            need_rows = idx in prune_here or return_attention
-            x, rows = block.attend(x, query_rows=j if need_rows else 0)
-            if attention is not None:
-                attention.append(self._scatter_attention(rows, grid_index, j))
-            if idx in prune_here:
-                keep = self.selector.select(rows, j, self.keep_ratio)
-                x = torch.cat((x[:, :j], gather_tokens(x[:, j:], keep)), dim=1)
-                pos = gather_tokens(pos, keep)
-                grid_index = torch.gather(grid_index, 1, keep)
-                kept.append(grid_index)
-            x = block.feed_forward(x)
-            if idx % c.depth == c.depth - 1:
-                stack_outputs.append(x[:, :j])
-        tokens = torch.cat(stack_outputs, dim=-1) if c.num_stacks > 1 else stack_outputs[-1]
-        heatmaps = self.head(tokens).reshape(b, j, c.heatmap_size[1], c.heatmap_size[0])
-        return PoseOutput(heatmaps=heatmaps, kept=kept, attention=attention)
+        return TokenState(x=x, pos=self.pos_embed, grid_index=grid_index, num_queries=self.config.num_keypoints,
+                          attention=[] if return_attention else None)
+
+    def run_layer(self, idx: int, state: TokenState) -> None:
+        """Run block ``idx`` on ``state`` in place: PE re-add, attention, PPT pruning, FFN.
+
+        The first ``state.num_queries`` tokens are queries that are never pruned (J keypoint tokens; V*J
+        when several views' tokens are fused); ``state.pos`` is the PE of the current visual tokens.
+        """
+        c = self.config
+        j = state.num_queries
+        x = state.x
+        if idx % c.depth != 0:  # PE re-added before every layer but the first of each stack
+            x = torch.cat((x[:, :j], x[:, j:] + state.pos), dim=1)
+        prune = self.keep_ratio < 1.0 and idx in c.prune_layers
+        need_rows = prune or state.attention is not None
+        block = self.blocks[idx]
+        x, rows = block.attend(x, query_rows=j if need_rows else 0)
+        if state.attention is not None:
+            state.attention.append(self._scatter_attention(rows, state.grid_index, j))
+        if prune:
+            keep = self.selector.select(rows, j, self.keep_ratio)
+            x = torch.cat((x[:, :j], gather_tokens(x[:, j:], keep)), dim=1)
+            state.pos = gather_tokens(state.pos, keep)
+            state.grid_index = torch.gather(state.grid_index, 1, keep)
+            state.kept.append(state.grid_index)
+        state.x = block.feed_forward(x)
+        if idx % c.depth == c.depth - 1:
+            state.stack_outputs.append(state.x[:, :j])
+
+    def decode(self, state: TokenState) -> PoseOutput:
+        """Keypoint tokens of the last layer of every stack -> heatmaps (B, J, H_hm, W_hm)."""
+        c = self.config
+        tokens = torch.cat(state.stack_outputs, dim=-1) if c.num_stacks > 1 else state.stack_outputs[-1]
+        heatmaps = self.head(tokens).reshape(tokens.shape[0], c.num_keypoints, c.heatmap_size[1], c.heatmap_size[0])
+        return PoseOutput(heatmaps=heatmaps, kept=state.kept, attention=state.attention)
 
     def _scatter_attention(self, rows: torch.Tensor, grid_index: torch.Tensor, j: int) -> torch.Tensor:
         """Head-averaged keypoint->visual attention (B, J, N_cur) placed on the full grid (B, J, N)."""

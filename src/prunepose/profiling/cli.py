@@ -37,6 +37,12 @@ def _overrides(name: str, args: argparse.Namespace) -> dict[str, Any]:
             overrides["heatmap_size"] = (w // 4, h // 4)
     if args.keep_ratio is not None:
         overrides["keep_ratio"] = args.keep_ratio
+    if getattr(args, "views", None) is not None:
+        if "num_views" not in {f.name for f in dataclasses.fields(get_config(name))}:
+            raise ConfigError(f"--views applies to multi-view models (mvppt_*, mvtokenpose_*), not {name!r}")
+        if args.views < 2:
+            raise ConfigError(f"--views must be >= 2, got {args.views}")
+        overrides["num_views"] = args.views
     return overrides
 
 
@@ -68,6 +74,7 @@ def add_profile_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--keep-ratio", type=float, metavar="R",
                    help="token keep ratio per pruning layer, in (0, 1] (default: the model's)")
     p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
+    p.add_argument("--views", type=int, metavar="V", help="number of camera views (multi-view models; default 4)")
     p.set_defaults(func=cmd_profile)
     return p
 

@@ -313,8 +313,9 @@ def count_macs(model: nn.Module, inputs: Inputs, convention: str = "true") -> in
     return count_all(model, inputs, (convention,))[convention]
 
 
-def default_input_shape(model: nn.Module, batch: int = 1) -> tuple[int, int, int, int]:
+def default_input_shape(model: nn.Module, batch: int = 1) -> tuple[int, ...]:
     """(batch, 3, H, W) from ``model.config.input_size`` (width, height) for image models;
+    (batch, V, 3, H, W) with ``config.num_views`` for multi-view models;
     (batch, F, J, C_in) from ``num_frames`` / ``num_joints`` / ``in_channels`` for 2D->3D lifters."""
     config = getattr(model, "config", None)
     if hasattr(config, "num_frames") and hasattr(config, "num_joints"):
@@ -323,6 +324,8 @@ def default_input_shape(model: nn.Module, batch: int = 1) -> tuple[int, int, int
     if size is None:
         raise ConfigError(f"{type(model).__name__} has no config.input_size; pass input_shape explicitly")
     w, h = size
+    if hasattr(config, "num_views"):
+        return (batch, int(config.num_views), 3, int(h), int(w))
     return (batch, 3, int(h), int(w))
 
 
@@ -342,7 +345,9 @@ def profile_model(model: nn.Module, input_shape: Sequence[int] | None = None) ->
     images = torch.rand(shape, generator=gen)
     if param is not None:
         images = images.to(device=param.device, dtype=param.dtype if param.is_floating_point() else None)
-    counts = count_all(model, images)
+    # Models whose forward needs more than the images (multi-view cameras) supply example arguments.
+    profile_inputs = getattr(model, "profile_inputs", None)
+    counts = count_all(model, profile_inputs(images) if callable(profile_inputs) else images)
     config = getattr(model, "config", None)
     keep_ratio = getattr(model, "keep_ratio", None)
     lifter = hasattr(config, "num_frames")
@@ -379,7 +384,8 @@ _PARAM_ROWS = [
 
 def format_profile(record: dict[str, Any]) -> str:
     """Human-readable table of a :func:`profile_model` record, with each convention's unit and meaning."""
-    layout = "(B, F, J, C)" if "flops_hot" in record else "(B, C, H, W)"
+    layout = "(B, F, J, C)" if "flops_hot" in record else "(B, V, C, H, W)" if len(record["input_shape"]) == 5 \
+        else "(B, C, H, W)"
     head = f"{record['model']}  input {tuple(record['input_shape'])} {layout}"
     if record.get("keep_ratio") is not None:
         head += f"  keep_ratio {record['keep_ratio']:g}"

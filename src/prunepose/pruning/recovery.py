@@ -81,7 +81,10 @@ def interpolate_frames(x: torch.Tensor, index: torch.Tensor, length: int, mode: 
         raise ValueError(f"values {tuple(x.shape)} do not match indices {tuple(index.shape)}")
     index = index.to(torch.long)
     t = torch.arange(length, device=x.device).expand(b, length).contiguous()
-    right = torch.searchsorted(index.contiguous(), t)  # first kept position with index >= t, in [0, f]
+    if torch.onnx.is_in_onnx_export():  # ONNX has no searchsorted; counting kept indices < t is the same number
+        right = (index[:, None, :] < t[:, :, None]).sum(dim=-1)
+    else:
+        right = torch.searchsorted(index.contiguous(), t)  # first kept position with index >= t, in [0, f]
     lo = (right - 1).clamp(0, f - 1)
     hi = right.clamp(0, f - 1)
     t_lo, t_hi = index.gather(1, lo), index.gather(1, hi)

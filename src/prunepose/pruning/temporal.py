@@ -23,13 +23,16 @@ import math
 import torch
 
 SELECTORS = ("dpc_knn", "uniform", "attention", "motion")
+#: how DPC-kNN breaks density ties: official random noise, or deterministically by frame index
+TIE_BREAKS = ("random", "index")
 
 
 @torch.no_grad()
-def dpc_knn_scores(features: torch.Tensor, k: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
+def dpc_knn_scores(features: torch.Tensor, k: int = 2, generator: torch.Generator | None = None,
+                   tie_break: str = "random") -> torch.Tensor:
     """Density-peak cluster-centre scores ``delta * rho`` of each frame, (B, N, C) -> (B, N).
 
-    Exactly the official computation:
+    With ``tie_break="random"`` (default), exactly the official computation:
 
     * ``D = cdist(x, x) / sqrt(C)`` (``torch.cdist`` default mode, as the official code);
     * ``rho_i = exp(-mean of D_ij^2 over the k nearest j)`` -- the k nearest include i itself (distance 0),
@@ -38,16 +41,37 @@ def dpc_knn_scores(features: torch.Tensor, k: int = 2, generator: torch.Generato
     * ``delta_i = min D_ij over j with rho_j > rho_i``; for the densest frame, the maximum of the whole
       distance matrix (per batch element);
     * score ``= delta * rho``.
+
+    Why ties matter: with ``k = 2`` two frames that are each other's nearest neighbour have the *same*
+    density, so which of the two becomes a centre is decided by the noise, and consecutive video frames
+    are so close that cdist's ``|a|^2 + |b|^2 - 2ab`` rounding is of the size of their distances. The
+    selection is random run to run (on Human3.6M clips about a quarter of the kept frames change with the
+    seed, see docs/export.md). ``tie_break="index"`` is the deterministic variant used by exported ONNX
+    graphs (which cannot reproduce torch's RNG) and for reproducible runs: the same mathematics on
+    features centred over frames (translation leaves distances unchanged but removes most of the
+    cancellation), distances made exactly symmetric with a zero diagonal so mutual-neighbour ties are
+    exact in any float implementation, no noise, and of two frames with equal density the lower frame
+    index counts as the denser one.
     """
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie_break {tie_break!r}; use one of {TIE_BREAKS}")
     b, n, c = features.shape
     x = features if features.dtype in (torch.float32, torch.float64) else features.float()  # no half-precision cdist
+    if tie_break == "index":  # centred: same distances, far less cancellation in cdist's |a|^2 + |b|^2 - 2ab
+        x = x - x.mean(dim=1, keepdim=True)
     dist = torch.cdist(x, x) / math.sqrt(c)
+    idx = torch.arange(n, device=dist.device)
+    if tie_break == "index":  # (an arange comparison, not torch.eye: onnxruntime has no boolean EyeLike)
+        dist = (0.5 * (dist + dist.transpose(1, 2))).masked_fill(idx[:, None] == idx[None, :], 0.0)
     nearest = torch.topk(dist, k=min(k, n), dim=-1, largest=False).values
     density = (-(nearest**2).mean(dim=-1)).exp()
-    gen_device = generator.device if generator is not None else density.device
-    noise = torch.rand(density.shape, generator=generator, device=gen_device, dtype=density.dtype)
-    density = density + noise.to(density.device) * 1e-6
+    if tie_break == "random":
+        gen_device = generator.device if generator is not None else density.device
+        noise = torch.rand(density.shape, generator=generator, device=gen_device, dtype=density.dtype)
+        density = density + noise.to(density.device) * 1e-6
     higher = density[:, None, :] > density[:, :, None]  # [b, i, j]: rho_j > rho_i
+    if tie_break == "index":
+        higher = higher | ((density[:, None, :] == density[:, :, None]) & (idx[None, :] < idx[:, None]))
     dist_max = dist.flatten(1).max(dim=-1).values[:, None, None]
     delta = torch.where(higher, dist, dist_max).min(dim=-1).values
     return delta * density
@@ -84,9 +108,9 @@ def top_frames(scores: torch.Tensor, num_keep: int, keep_index: int | torch.Tens
 
 @torch.no_grad()
 def dpc_knn_select(features: torch.Tensor, num_keep: int, k: int = 2, keep_index: int | torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, tie_break: str = "random") -> torch.Tensor:
     """TPC: the ``num_keep`` cluster-centre frames of (B, N, C) frame features -> sorted (B, num_keep)."""
-    return top_frames(dpc_knn_scores(features, k=k, generator=generator), num_keep, keep_index)
+    return top_frames(dpc_knn_scores(features, k=k, generator=generator, tie_break=tie_break), num_keep, keep_index)
 
 
 @torch.no_grad()
@@ -139,23 +163,28 @@ class FrameSelector:
     ``select(num_keep, features=..., received=..., poses=..., keep_index=..., generator=...)`` uses the
     evidence its kind needs: ``features`` (B, N, C) for ``dpc_knn`` (and for the batch size/device of
     ``uniform``), ``received`` (B, N) for ``attention``, ``poses`` (B, N, J, >=2) for ``motion``.
+    ``tie_break`` (attribute, see `dpc_knn_scores`) is ``"random"`` as the official code, or ``"index"``.
     """
 
-    def __init__(self, kind: str = "dpc_knn", k: int = 2) -> None:
+    def __init__(self, kind: str = "dpc_knn", k: int = 2, tie_break: str = "random") -> None:
         if kind not in SELECTORS:
             raise ValueError(f"unknown frame selector {kind!r}; use one of {SELECTORS}")
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"unknown tie_break {tie_break!r}; use one of {TIE_BREAKS}")
         self.kind = kind
         self.k = int(k)
+        self.tie_break = tie_break
 
     def __repr__(self) -> str:
-        return f"FrameSelector(kind={self.kind!r}, k={self.k})"
+        return f"FrameSelector(kind={self.kind!r}, k={self.k}, tie_break={self.tie_break!r})"
 
     @torch.no_grad()
     def select(self, num_keep: int, *, features: torch.Tensor, received: torch.Tensor | None = None,
                poses: torch.Tensor | None = None, keep_index: int | torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         if self.kind == "dpc_knn":
-            return dpc_knn_select(features, num_keep, k=self.k, keep_index=keep_index, generator=generator)
+            return dpc_knn_select(features, num_keep, k=self.k, keep_index=keep_index, generator=generator,
+                                  tie_break=self.tie_break)
         if self.kind == "uniform":
             return uniform_select(features.shape[0], features.shape[1], num_keep, keep_index, features.device)
         if self.kind == "attention":
@@ -169,6 +198,7 @@ class FrameSelector:
 
 __all__ = [
     "SELECTORS",
+    "TIE_BREAKS",
     "FrameSelector",
     "attention_select",
     "dpc_knn_scores",

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from prunepose.errors import ConfigError
+from prunepose.models.lifting.outputs import LiftingOutput
 from prunepose.skeletons import get_skeleton
 
 #: MixSTE/HoT joint weights of the weighted MPJPE and the temporal-consistency term (H36M-17 order)
@@ -74,21 +75,31 @@ def lifting_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def predict_clip(model: nn.Module, pose2d: torch.Tensor,
-                 flip: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """3D poses (B, F_out, J, 3) for normalised 2D clips (B, F, J, C), and the input-frame index of each
-    output pose (B, F_out) (``None`` when the model does not say). The flip test averages the mirrored
-    input's mirrored output; pruned models reuse the unflipped pass's frame selection."""
+def lift_clips(model: nn.Module, pose2d: torch.Tensor, flip: bool = True,
+               generator: torch.Generator | None = None) -> LiftingOutput:
+    """The model's output on normalised 2D clips (B, F, J, C) with the flip test applied: ``pose3d`` is
+    averaged with the mirrored input's mirrored output and its root set to 0; ``kept``/``frames`` are those
+    of the unflipped pass, which the mirrored pass reuses (as the official code). ``generator`` draws TPC's
+    tie-breaking noise (pass a seeded one for repeatable selections; default: the global RNG)."""
     from prunepose.data.lifting import flip_poses
 
-    out = model(pose2d)
+    kw = {} if generator is None else {"generator": generator}
+    out = model(pose2d, **kw)
     pred = out.pose3d
     if flip:
-        mirrored = model(flip_poses(pose2d), kept=out.kept or None)
+        mirrored = model(flip_poses(pose2d), kept=out.kept or None, **kw)
         pred = (pred + flip_poses(mirrored.pose3d)) * 0.5
     pred = pred.clone()
     pred[:, :, 0] = 0
-    return pred, out.frames
+    return LiftingOutput(pose3d=pred, kept=out.kept, frames=out.frames)
+
+
+def predict_clip(model: nn.Module, pose2d: torch.Tensor, flip: bool = True,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """3D poses (B, F_out, J, 3) for normalised 2D clips (B, F, J, C), and the input-frame index of each
+    output pose (B, F_out) (``None`` when the model does not say); flip test and root as `lift_clips`."""
+    out = lift_clips(model, pose2d, flip, generator)
+    return out.pose3d, out.frames
 
 
 @torch.no_grad()

@@ -48,6 +48,13 @@ def build_dataset(cfg: dict[str, Any], model_config: Any, split: str) -> Dataset
     common: dict[str, Any] = dict(input_size=model_config.input_size, skeleton=model_config.skeleton, train=train,
                                   seed=int(cfg["train"].get("seed", 0)), codec=codec,
                                   skip_missing_images=bool(part.get("skip_missing_images", False)))
+    if train and part.get("augment"):  # e.g. {color_jitter: 0.3, rotation_factor: 40}: AugmentConfig fields
+        from prunepose.data.transforms import AugmentConfig
+
+        try:
+            common["aug"] = AugmentConfig(**part["augment"])
+        except TypeError as exc:
+            raise ConfigError(f"{cfg.get('_path', 'config')}: bad data.train.augment ({exc})") from None
     if isinstance(codec, HeatmapCodec):
         common.update(heatmap_size=model_config.heatmap_size, sigma=model_config.sigma)
     if data["format"] == "mpii":

@@ -29,15 +29,25 @@ def cmd_viz_tokens(args: argparse.Namespace) -> int:
     if args.box is not None and (args.box[2] <= 0 or args.box[3] <= 0):
         raise ConfigError(f"--box {args.box}: width and height must be > 0")
     crop, x, _, _ = crop_person(image, model.config.input_size, args.box)
+    import inspect
+
+    # GTPT has no keypoint-to-token attention maps to return (its keypoint tokens attend within groups)
+    has_attention = "return_attention" in inspect.signature(model.forward).parameters
     with torch.no_grad():
-        out = model(x, return_attention=True)
+        out = model(x, return_attention=True) if has_attention else model(x)
     grid = (model.grid_h, model.grid_w)
     names = get_skeleton(model.config.skeleton).keypoint_names
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "kept_tokens.png", out_dir / "attention.png"]
-    cv2.imwrite(str(written[0]), kept_tokens_figure(crop, out.kept, grid))
-    cv2.imwrite(str(written[1]), attention_figure(crop, out.attention, grid, names))
+    skeleton = get_skeleton(model.config.skeleton)
+    groups = ("head", "upper limbs", "lower limbs") if skeleton.name == "coco" else None  # COCO17.groups order
+    written = [out_dir / "kept_tokens.png"]
+    cv2.imwrite(str(written[0]), kept_tokens_figure(crop, out.kept, grid, groups))
+    if out.attention:
+        written.append(out_dir / "attention.png")
+        cv2.imwrite(str(written[1]), attention_figure(crop, out.attention, grid, names))
+    elif not args.quiet:
+        print(f"note: {args.model} returns no keypoint attention maps; only kept_tokens.png is written")
     if not args.checkpoint and not args.quiet:
         print("note: no --checkpoint given: random weights, the pictures show the mechanics only")
     for path in written:

@@ -26,11 +26,22 @@ def crop_person(image_bgr: np.ndarray, input_size: tuple[int, int],
     return crop, torch.from_numpy(normalize_image(crop))[None], center, scale
 
 
-def kept_tokens_figure(crop_bgr: np.ndarray, kept: Sequence[torch.Tensor], grid_hw: tuple[int, int]) -> np.ndarray:
-    """One panel per pruning stage (plus the input): pruned patches darkened, kept ones in colour."""
+def kept_tokens_figure(crop_bgr: np.ndarray, kept: Sequence[torch.Tensor], grid_hw: tuple[int, int],
+                       group_names: Sequence[str] | None = None) -> np.ndarray:
+    """One panel per pruning stage (plus the input): pruned patches darkened, kept ones in colour.
+
+    A stage of shape (1, K) is one shared token set (PPT, GTPT's first stage); a stage of shape (1, G, K) keeps
+    a set per keypoint group (GTPT's group-wise pruning), drawn as one panel per group (``group_names`` label
+    them, default ``group 1..G``). Negative indices (GTPT's dense keypoint-token slots) are not tokens.
+    """
     panels = [label(crop_bgr, f"input: {grid_hw[0] * grid_hw[1]} tokens")]
     for s, k in enumerate(kept):
-        panels.append(label(overlay_mask(crop_bgr, kept_mask(k[0], grid_hw)), f"stage {s + 1}: {k.shape[1]} kept"))
+        sets = k[0] if k.dim() == 3 else k[0][None]
+        for g, idx in enumerate(sets):
+            idx = idx[idx >= 0]
+            where = f"stage {s + 1}" if k.dim() == 2 else \
+                f"s{s + 1} {group_names[g] if group_names else f'group {g + 1}'}"
+            panels.append(label(overlay_mask(crop_bgr, kept_mask(idx, grid_hw)), f"{where}: {len(idx)} kept"))
     return np.concatenate(panels, axis=1)
 
 

@@ -18,10 +18,12 @@ from torch import nn
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave the channels of ``groups`` equal channel groups (ShuffleNet's cross-branch mixing).
 
-    Written with ``unflatten``/``flatten`` rather than ``view`` so it also works on channels-last tensors.
+    Written with ``reshape``/``flatten`` rather than ``view`` so it also works on channels-last tensors, and
+    with an explicit 5-D ``reshape`` rather than ``unflatten``: the ONNX exporter loses the rank of
+    ``unflatten``'s output and then freezes the batch size of everything downstream.
     """
     b, c, h, w = x.shape
-    return x.unflatten(1, (groups, c // groups)).transpose(1, 2).flatten(1, 2)
+    return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).flatten(1, 2)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
