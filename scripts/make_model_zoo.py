@@ -43,6 +43,16 @@ def _throughputs() -> dict[str, str]:
     return out
 
 
+def _keep(config: Any, rec: dict[str, Any]) -> str:
+    """What is kept: PPT keep ratio, GTPT per-stage keep rates, HoT frames kept of F, or '-'."""
+    if getattr(config, "keep_rates", None):
+        return "/".join(f"{r:g}" for r in config.keep_rates)
+    stages = getattr(config, "stages", ())
+    if stages:
+        return ", ".join(f"{n} of {config.num_frames} frames" for _, n in stages)
+    return "-" if rec["keep_ratio"] is None else f"{rec['keep_ratio']:g}"
+
+
 def _architecture_rows() -> list[list[str]]:
     from prunepose.profiling.flops import default_input_shape, profile_model
     from prunepose.registry import create_model, list_models
@@ -54,9 +64,12 @@ def _architecture_rows() -> list[list[str]]:
         rec = profile_model(model, default_input_shape(model))
         lifter = "flops_hot" in rec
         shape = rec["input_shape"]
-        inp = f"{shape[1]} frames x {shape[2]} joints" if lifter else f"{shape[3]}x{shape[2]}"
-        keep = "-" if rec["keep_ratio"] is None else f"{rec['keep_ratio']:g}"
-        paper = f"{rec['flops_hot']:.1f} (HoT)" if lifter else f"{rec['gflops_paper_hrnet']:.3f} (HRNet)"
+        if lifter:
+            inp = f"{shape[1]} frames x {shape[2]} joints"
+        else:  # height x width as the papers write it; multi-view inputs are (B, V, 3, H, W)
+            inp = f"{shape[-2]}x{shape[-1]}" + (f", {shape[1]} views" if len(shape) == 5 else "")
+        keep = _keep(model.config, rec)
+        paper = f"{rec['flops_hot']:.3f} (HoT)" if lifter else f"{rec['gflops_paper_hrnet']:.3f} (HRNet)"
         rows.append([name, inp, keep, f"{rec['params'] / 1e6:.3f}", f"{rec['macs_true']:.3f}",
                      f"{rec['macs_thop']:.3f}", paper, speed.get(name, "-")])
         print(f"profiled {name}", file=sys.stderr)
@@ -74,9 +87,15 @@ def _trained_rows() -> list[list[str]]:
         if "gt2d" in res:
             acc = (f"P1 {res['gt2d']['mpjpe_mm']:.1f} / P2 {res['gt2d']['p_mpjpe_mm']:.1f} mm (GT 2D)"
                    + (f"; P1 {res['sh2d']['mpjpe_mm']:.1f} mm (SH 2D)" if "sh2d" in res else ""))
-        else:
-            acc = "; ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in res.get("headline", {}).items()) or "see file"
+        else:  # scripts/distill/evaluate_heldout.py --out: "teacher", "mean_pose_baseline", "student:<weights>"
+            student = next((v for k, v in res.items() if k.startswith("student")), None)
+            if student is None:
+                acc = "see file"
+            else:
+                acc = f"mean OKS {student['mean_oks']:.3f}, AP {student['AP']:.3f} ({student['persons']} persons)"
+                for key, label in (("teacher", "MoveNet teacher"), ("mean_pose_baseline", "mean-pose baseline")):
+                    if key in res:
+                        acc += f"; {label} {res[key]['mean_oks']:.3f} / {res[key]['AP']:.3f}"
         rows.append([item["what"], acc, item["file"], item["data"]])
     return rows
 
