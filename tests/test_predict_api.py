@@ -256,7 +256,8 @@ def test_tracker_follows_falls_back_and_restarts() -> None:
     assert tr.update(pose, good).tolist() == [1]  # a new person gets a new id
     edge = np.array([[[-50, -50], [30, 30], [0, 10]]], float)
     tr.update(edge, good)
-    assert tr.boxes(640, 480).xyxy.tolist() == [[0, 0, 38, 38]]  # centre -10, half 48: [-58, 38] clipped
+    # centre -10, half 48: [-58, 38]; the width may only grow 1.25x per frame (48 -> 60): x [-40, 20]; clipped
+    assert tr.boxes(640, 480).xyxy.tolist() == [[0, 0, 20, 38]]
 
 
 def test_check_boxes_errors() -> None:
@@ -449,3 +450,19 @@ def test_onnx_default_weights_match_pytorch(tmp_path: Path) -> None:
     a = PoseEstimator2D()(ASTRONAUT)[0]
     b = PoseEstimator2D(checkpoint=onnx_path)(ASTRONAUT)[0]
     np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
+
+
+def test_tracked_box_size_changes_at_most_25_percent_per_frame() -> None:
+    """A pose collapsed onto one spot must not shrink the track onto a few pixels (hand-computed clamp)."""
+    from prunepose.api.boxes import KeypointBoxTracker, limit_size_change
+
+    clamped = limit_size_change(np.array([10.0, 10.0, 12.0, 14.0]), np.array([0.0, 0.0, 100.0, 200.0]), 1.25)
+    np.testing.assert_allclose(clamped, [11 - 40, 12 - 80, 11 + 40, 12 + 80])  # 80 x 160 about centre (11, 12)
+    grown = limit_size_change(np.array([0.0, 0.0, 400.0, 200.0]), np.array([0.0, 0.0, 100.0, 200.0]), 1.25)
+    np.testing.assert_allclose(grown, [200 - 62.5, 0, 200 + 62.5, 200])  # width 125 = 1.25 x 100, height kept
+    tracker = KeypointBoxTracker(score_thr=0.1)
+    tracker.seed(np.array([[250.0, 160.0, 350.0, 360.0]]))
+    collapsed = np.tile([300.0, 260.0], (17, 1)) + np.linspace(0, 1, 17)[:, None]
+    tracker.update(collapsed[None], np.ones((1, 17)))
+    box = tracker.boxes(640, 480).xyxy[0]
+    np.testing.assert_allclose(box[2:] - box[:2], [80.0, 160.0])

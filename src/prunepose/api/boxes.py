@@ -170,6 +170,15 @@ class _Track:
     misses: int = 0
 
 
+def limit_size_change(box: np.ndarray, previous: np.ndarray, step: float) -> np.ndarray:
+    """``box`` (xyxy) with width and height clamped to [1/step, step] x those of ``previous``, same centre."""
+    centre = (box[:2] + box[2:]) / 2.0
+    size = box[2:] - box[:2]
+    prev = previous[2:] - previous[:2]
+    size = np.clip(size, prev / step, prev * step)
+    return np.concatenate([centre - size / 2.0, centre + size / 2.0])
+
+
 @dataclass
 class KeypointBoxTracker:
     """Boxes for video frame ``t`` from the poses found on frame ``t-1``, one track (with a stable id) per person.
@@ -179,12 +188,16 @@ class KeypointBoxTracker:
     the new box (:func:`box_from_keypoints`); otherwise the last good box is reused, for at most ``max_misses``
     frames in a row, after which the track is dropped. With no track left the whole frame is used (one box),
     and a confident pose found there starts a new track (new id), so a person who walks in later is picked up.
+    A track's width and height change by at most ``max_size_step`` per frame (about the new centre): a person
+    does not grow or shrink by 25% between two frames, so a pose that collapses (or explodes) on one frame
+    cannot shrink the box onto a few pixels and lose the person for good.
     """
 
     score_thr: float = 0.3
     enlarge: float = TRACK_ENLARGE
     min_keypoints: int = 3
     max_misses: int = 5
+    max_size_step: float = 1.25
     tracks: list[_Track] = field(default_factory=list)
     next_id: int = 0
 
@@ -218,7 +231,7 @@ class KeypointBoxTracker:
             ids[p] = track.track_id
             box = box_from_keypoints(k, s, self.score_thr, self.enlarge, self.min_keypoints)
             if box is not None:
-                track.box, track.misses = box, 0
+                track.box, track.misses = limit_size_change(box, track.box, self.max_size_step), 0
             else:
                 track.misses += 1
             if track.misses <= self.max_misses:

@@ -16,6 +16,7 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +45,10 @@ class PoseEstimator2D:
         device: ``cpu`` (default), ``cuda``, ``cuda:N``, ``mps`` or ``auto``. ONNX runs on CPU.
         batch_size: crops per network call (crops of several images are batched together).
         flip: flip test (average with the mirrored crop's output); about 2x the cost, usually a bit more accurate.
-        kpt_thr: keypoint score under which the tracker and the pictures ignore a keypoint; default
-            :func:`default_kpt_thr` of the model (0.3 for heatmap models, about 0.03 for SimCC/GTPT).
+        kpt_thr: keypoint score under which the tracker and the pictures ignore a keypoint; default: the
+            ``kpt_thr`` calibrated for these weights when their JSON has one
+            (``scripts/distill/calibrate_kpt_thr.py``), else :func:`default_kpt_thr` of the model (0.3 for
+            heatmap models, about 0.03 for SimCC/GTPT).
     """
 
     def __init__(self, model: str | None = None, checkpoint: str | Path | None = None, device: str = "cpu",
@@ -69,6 +72,8 @@ class PoseEstimator2D:
         self.skeleton = get_skeleton(cfg.skeleton)
         self.input_size = (int(cfg.input_size[0]), int(cfg.input_size[1]))
         self.token_grid = self.backend.grid()
+        if kpt_thr is None:
+            kpt_thr = calibrated_kpt_thr(checkpoint, model)
         self.kpt_thr = default_kpt_thr(cfg) if kpt_thr is None else float(kpt_thr)
 
     @property
@@ -234,6 +239,27 @@ class PoseEstimator2D:
                 track_ids=None if boxes.track_ids is None else boxes.track_ids.copy()))
             pos += n
         return results
+
+
+def calibrated_kpt_thr(checkpoint: str | Path | None, model: str | None) -> float | None:
+    """The ``kpt_thr`` stored in the JSON beside the weights (bundled default when neither is given), if any.
+
+    Why: score scales differ between trained models (an undertrained one never reaches the generic
+    defaults), so weights may carry a threshold measured on held-out persons.
+    """
+    from prunepose.api.backends import DEFAULT_WEIGHTS
+
+    path = Path(checkpoint) if checkpoint is not None else DEFAULT_WEIGHTS if model is None else None
+    json_path = None if path is None else path.with_suffix(".json")
+    if json_path is None or not json_path.is_file():
+        return None
+    try:
+        value = json.loads(json_path.read_text()).get("kpt_thr")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None  # the loader reports a broken JSON with its own message
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise ConfigError(f"{json_path}: field 'kpt_thr' must be a finite number >= 0, got {value!r}")
 
 
 def default_kpt_thr(config: Any) -> float:
