@@ -28,7 +28,6 @@ papers leave out are dropped unless ``keep_damaged=True``.
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from prunepose.data.pickles import load_trusted_pickle
 from prunepose.errors import DataError
 from prunepose.geometry.camera import Camera
 
@@ -172,16 +172,7 @@ def read_h36m_toolbox(path: str | os.PathLike[str], *, allow_pickle: bool = Fals
     file, and on any malformed record (naming the record index and field).
     """
     path = Path(path)
-    if not allow_pickle:
-        raise DataError(f"{path}: H36M-Toolbox annotations are Python pickles, which can execute code when "
-                        "loaded; pass allow_pickle=True only for files you trust")
-    warnings.warn(f"unpickling {path}: this executes code named in the file; only load trusted files",
-                  UserWarning, stacklevel=2)
-    try:
-        with open(path, "rb") as f:
-            raw = pickle.load(f)  # noqa: S301  (opt-in above)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError) as exc:
-        raise DataError(f"{path}: cannot unpickle ({exc})") from exc
+    raw = load_trusted_pickle(path, "an H36M-Toolbox annotation file", allow_pickle)
     if not isinstance(raw, (list, tuple)):
         raise DataError(f"{path}: top level must be a list of per-image dicts, got {type(raw).__name__}")
     return [_record(r, i, path) for i, r in enumerate(raw)]

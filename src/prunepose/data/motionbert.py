@@ -18,14 +18,13 @@ Normalisation (MotionBERT): x, y (and z) divided by ``w / 2`` after shifting x, 
 from __future__ import annotations
 
 import os
-import pickle
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from prunepose.data.pickles import load_trusted_pickle
 from prunepose.errors import DataError
 
 REQUIRED_FIELDS = ("joint_2d", "confidence", "joint3d_image", "camera_name", "source")
@@ -102,16 +101,7 @@ def read_motionbert_h36m(path: str | os.PathLike[str], *, allow_pickle: bool = F
             a `DataError` explains why; with it a ``UserWarning`` is emitted on every call.
     """
     path = Path(path)
-    if not allow_pickle:
-        raise DataError(f"{path}: MotionBERT data is a Python pickle, which can execute code when loaded; "
-                        "pass allow_pickle=True only for files you trust")
-    warnings.warn(f"{path}: unpickling MotionBERT data (pickle can execute arbitrary code; only load trusted files)",
-                  UserWarning, stacklevel=2)
-    try:
-        with open(path, "rb") as fh:
-            raw = pickle.load(fh)  # noqa: S301  (explicitly allowed by the caller)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read pickle ({exc})") from exc
+    raw = load_trusted_pickle(path, "MotionBERT data", allow_pickle)
     if not isinstance(raw, dict) or not {"train", "test"} <= set(raw):
         raise DataError(f"{path}: top level must be a dict with 'train' and 'test'")
     return {name: _validate_split(raw[name], path, name) for name in ("train", "test")}
