@@ -466,3 +466,15 @@ def test_tracked_box_size_changes_at_most_25_percent_per_frame() -> None:
     tracker.update(collapsed[None], np.ones((1, 17)))
     box = tracker.boxes(640, 480).xyxy[0]
     np.testing.assert_allclose(box[2:] - box[:2], [80.0, 160.0])
+
+
+def test_weights_may_carry_a_calibrated_threshold(tmp_path: Path) -> None:
+    """A ``kpt_thr`` in the weights' JSON replaces the generic default; a bad value is named."""
+    path = save_weights(create_model("tokenpose_t"), tmp_path / "w.safetensors", metadata={"kpt_thr": 0.05})
+    assert PoseEstimator2D(checkpoint=path).kpt_thr == 0.05
+    assert PoseEstimator2D(checkpoint=path, kpt_thr=0.2).kpt_thr == 0.2
+    info = json.loads(path.with_suffix(".json").read_text())
+    info["kpt_thr"] = "high"
+    path.with_suffix(".json").write_text(json.dumps(info))
+    with pytest.raises(ConfigError, match="kpt_thr"):
+        PoseEstimator2D(checkpoint=path)

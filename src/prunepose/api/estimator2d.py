@@ -257,6 +257,8 @@ def calibrated_kpt_thr(checkpoint: str | Path | None, model: str | None) -> floa
         value = json.loads(json_path.read_text()).get("kpt_thr")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return None  # the loader reports a broken JSON with its own message
+    if value is None:
+        return None
     if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
         return float(value)
     raise ConfigError(f"{json_path}: field 'kpt_thr' must be a finite number >= 0, got {value!r}")
