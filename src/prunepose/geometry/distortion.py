@@ -23,7 +23,7 @@ and the caller is told how many.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,15 +36,21 @@ def _check_model(model: str) -> None:
         raise ValueError(f"distortion model must be one of {DISTORTION_MODELS}, got {model!r}")
 
 
-def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str = "h36m") -> np.ndarray:
-    """Undistorted normalised coordinates (..., 2) (``X/Z, Y/Z``) -> distorted normalised (..., 2)."""
+def _radial_terms(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str) -> tuple[Any, ...]:
+    """x, y, r^2 and the radial factor 1 + k1 r^2 + k2 r^4 + k3 r^6 at ``xy``, with the scalar k and p: what
+    both the distortion and its Jacobian start from."""
     _check_model(model)
     xy = np.asarray(xy, dtype=np.float64)
     x, y = xy[..., 0], xy[..., 1]
     k1, k2, k3 = (float(v) for v in k)
     p1, p2 = (float(v) for v in p)
     r2 = x * x + y * y
-    radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+    return x, y, r2, 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3, (k1, k2, k3), (p1, p2)
+
+
+def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str = "h36m") -> np.ndarray:
+    """Undistorted normalised coordinates (..., 2) (``X/Z, Y/Z``) -> distorted normalised (..., 2)."""
+    x, y, r2, radial, _, (p1, p2) = _radial_terms(xy, k, p, model)
     if model == "h36m":
         a = radial + p1 * y + p2 * x
         return np.stack([x * a + p2 * r2, y * a + p1 * r2], axis=-1)
@@ -54,13 +60,7 @@ def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str 
 
 def distortion_jacobian(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str = "h36m") -> np.ndarray:
     """d distorted / d undistorted at ``xy`` (..., 2) -> (..., 2, 2), rows (x_d, y_d), columns (x, y)."""
-    _check_model(model)
-    xy = np.asarray(xy, dtype=np.float64)
-    x, y = xy[..., 0], xy[..., 1]
-    k1, k2, k3 = (float(v) for v in k)
-    p1, p2 = (float(v) for v in p)
-    r2 = x * x + y * y
-    radial = 1.0 + k1 * r2 + k2 * r2**2 + k3 * r2**3
+    x, y, r2, radial, (k1, k2, k3), (p1, p2) = _radial_terms(xy, k, p, model)
     g = k1 + 2 * k2 * r2 + 3 * k3 * r2**2  # d radial / d r2
     if model == "h36m":
         a = radial + p1 * y + p2 * x
