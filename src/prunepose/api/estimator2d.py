@@ -16,7 +16,6 @@ Example::
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,15 +247,13 @@ def calibrated_kpt_thr(checkpoint: str | Path | None, model: str | None) -> floa
     defaults), so weights may carry a threshold measured on held-out persons.
     """
     from prunepose.api.backends import DEFAULT_WEIGHTS
+    from prunepose.weights import read_weights_info
 
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_WEIGHTS if model is None else None
     json_path = None if path is None else path.with_suffix(".json")
     if json_path is None or not json_path.is_file():
         return None
-    try:
-        value = json.loads(json_path.read_text()).get("kpt_thr")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None  # the loader reports a broken JSON with its own message
+    value = read_weights_info(path).get("kpt_thr")  # the backend has already loaded (and checked) this JSON
     if value is None:
         return None
     if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
