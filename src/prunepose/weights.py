@@ -78,8 +78,7 @@ def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, Any] | 
 
     from prunepose.atomic import atomic_write
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # atomic_write creates the folder
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     config: Any = getattr(model, "config", None)
     meta_json: dict[str, Any] = {}
