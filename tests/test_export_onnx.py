@@ -184,6 +184,7 @@ _SMALL = {"num_frames": 27, "dim": 32, "depth": 3, "heads": 4}
 _VARIANTS = {  # the other HoT settings: recovery by interpolation, hierarchy, baseline selectors, TPC
     "linear-recovery": ("hot_mixste_243", {"token_num": 9, "layer_index": 1, "recovery": "linear",
                                            "token_pos_embed": False}),
+    "tra-linear-recovery": ("hot_mixste_243", {"token_num": 9, "layer_index": 1, "recovery": "tra_linear"}),
     "hierarchical": ("hot_mixste_243", {"token_num": None, "layer_index": None, "hierarchical": ((1, 15), (2, 7))}),
     "attention-selector": ("hot_mixste_243", {"token_num": 9, "layer_index": 1, "selector": "attention"}),
     "motion-selector": ("hot_mixste_243", {"token_num": 9, "layer_index": 1, "selector": "motion"}),

@@ -134,6 +134,32 @@ def test_interpolation_recovery_variant(mode: str) -> None:
     torch.testing.assert_close(out.pose3d[torch.arange(2)[:, None], out.kept[0]], ref.pose3d)
 
 
+@pytest.mark.parametrize("name", ["hot_mixste_tiny", "hot_motionbert_tiny"])
+def test_tra_linear_is_tra_plus_linear_interpolation(name: str) -> None:
+    """``tra_linear`` = TRA's output + the linear interpolation of the kept tokens, with TRA's keys unchanged
+    (so a ``tra`` checkpoint resumes as ``tra_linear``); with TRA silenced it is exactly linear recovery."""
+    tra = prunepose.create_model(name).eval()
+    hybrid = prunepose.create_model(name, recovery="tra_linear").eval()
+    linear = prunepose.create_model(name, recovery="linear").eval()
+    hybrid.load_state_dict(tra.state_dict())  # strict: same keys
+    x = _x(tra)
+    with torch.no_grad():
+        out_tra = tra(x)
+        out_hybrid = hybrid(x, kept=out_tra.kept)
+        assert out_hybrid.pose3d.shape == out_tra.pose3d.shape
+        assert not torch.allclose(out_hybrid.pose3d, out_tra.pose3d)
+        # silence TRA (zero queries and output projection): tra_linear must equal linear recovery
+        hybrid.recovery.x_token.zero_()
+        hybrid.recovery.cross_attention.proj.weight.zero_()
+        hybrid.recovery.cross_attention.proj.bias.zero_()
+        state = {k: v for k, v in hybrid.state_dict().items() if not k.startswith("recovery.")}
+        linear.load_state_dict(state)
+        out_silent = hybrid(x, kept=out_tra.kept)
+        out_linear = linear(x, kept=out_tra.kept)
+    torch.testing.assert_close(out_silent.pose3d, out_linear.pose3d)
+    assert out_silent.frames.shape == (2, 27)
+
+
 def test_hierarchical_stages() -> None:
     model = prunepose.create_model("hot_mixste_tiny", token_num=None, layer_index=None,
                                    hierarchical=((1, 15), (2, 7))).eval()

@@ -6,12 +6,19 @@ identical, and every keypoint of a group (head / upper / lower body) predicted t
 the distillation stalled at a mean OKS of ~0.23 on the held-out persons. Scaling the embeddings (std
 0.11 -> 0.87 with factor 8) separated the keypoints; the stage-2 run then improved within 100 steps.
 
+The same trick from step 0 (``--fresh MODEL``): a freshly initialised model (seeded) with its keypoint
+tokens scaled, e.g. the PPT-S student of configs/distill/ppt_s_movenet.yaml.
+
 Usage: python scripts/distill/scale_keypoint_tokens.py work_dirs/distill/gtpt_t_movenet/last.pt \
            work_dirs/distill/init_kpt_x8.pt --factor 8
+       python scripts/distill/scale_keypoint_tokens.py --fresh ppt_s \
+           --overrides '{"input_size": [96, 128], "heatmap_size": [24, 32]}' \
+           work_dirs/distill/init_ppt_s_x50.pt --factor 50
 """
 from __future__ import annotations
 
 import argparse
+import json
 
 import torch
 
@@ -20,11 +27,22 @@ from prunepose.weights import read_state_dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
+    ap.add_argument("checkpoint", nargs="?", help="checkpoint to scale (omit with --fresh)")
     ap.add_argument("out")
     ap.add_argument("--factor", type=float, default=8.0)
+    ap.add_argument("--fresh", metavar="MODEL", help="scale a freshly initialised registry model instead")
+    ap.add_argument("--overrides", default="{}", help="JSON model overrides for --fresh")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    state = dict(read_state_dict(args.checkpoint, prefer_ema=False))  # the raw weights, as stage 1 left them
+    if (args.checkpoint is None) == (args.fresh is None):
+        ap.error("give either a checkpoint or --fresh MODEL")
+    if args.fresh:
+        from prunepose.registry import create_model
+
+        torch.manual_seed(args.seed)
+        state = dict(create_model(args.fresh, **json.loads(args.overrides)).state_dict())
+    else:
+        state = dict(read_state_dict(args.checkpoint, prefer_ema=False))  # the raw weights, as stage 1 left them
     state["keypoint_tokens"] = state["keypoint_tokens"] * args.factor
     torch.save({"model": state}, args.out)
     print(f"keypoint_tokens std {float(state['keypoint_tokens'].std()):.3f}; wrote {args.out}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from prunepose.errors import ConfigError
 from prunepose.pruning.temporal import SELECTORS
 
-RECOVERIES = ("tra", "nearest", "linear")
+RECOVERIES = ("tra", "tra_linear", "nearest", "linear")
 PIPELINES = ("seq2seq", "seq2frame")
 
 
@@ -25,7 +25,9 @@ class LiftingConfig:
     ``token_pos_embed`` adds HoT's new learnable temporal PE (``pos_embed_token``) to the kept tokens.
 
     Output: ``recovery`` restores all F frames after the last block (``"tra"`` = HoT's TRA, or
-    ``"nearest"``/``"linear"`` interpolation); ``None`` outputs the kept frames only. ``pipeline =
+    ``"nearest"``/``"linear"`` interpolation, or ``"tra_linear"`` = TRA on top of a linear-interpolation
+    residual, our change, see `prunepose.models.lifting.hourglass.recover_frames`); ``None`` outputs the
+    kept frames only. ``pipeline =
     "seq2frame"`` (TPC) always keeps the centre frame ``(F - 1) // 2`` and needs ``recovery=None``.
 
     ``in_channels``: 2 (x, y) or 3 (x, y, confidence).

@@ -86,8 +86,8 @@ class TemporalPruning(nn.Module):
 
 
 def build_recovery(config: LiftingConfig) -> TokenRecoveryAttention | None:
-    """The TRA module for ``recovery="tra"``, else ``None`` (interpolation has no parameters)."""
-    if config.recovery != "tra":
+    """The TRA module for ``recovery="tra"``/``"tra_linear"``, else ``None`` (interpolation has no parameters)."""
+    if config.recovery not in ("tra", "tra_linear"):
         return None
     return TokenRecoveryAttention(config.dim, config.num_frames, config.heads, config.qkv_bias)
 
@@ -95,14 +95,25 @@ def build_recovery(config: LiftingConfig) -> TokenRecoveryAttention | None:
 def recover_frames(x: torch.Tensor, frames: torch.Tensor, config: LiftingConfig,
                    tra: TokenRecoveryAttention | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens of the kept frames (B, f, J, C) -> all frames (B, F, J, C) per ``config.recovery``, with the
-    output frame indices; unchanged when there is no recovery."""
+    output frame indices; unchanged when there is no recovery.
+
+    ``"tra_linear"`` adds TRA's output to the linear interpolation of the kept tokens. Why (our change, not
+    in the paper): TRA's queries start at zero, so its attention starts uniform and every output frame is
+    the clip mean of the kept tokens. On Human3.6M with a compact MixSTE this plateau outlasted our CPU
+    budget (attention entropy 3.27 vs 3.30 for uniform after 4,000 steps; the whole clip got nearly one
+    pose, ~30 mm behind the unpruned model; docs/results-h36m.md). The interpolation residual makes every
+    frame local from step 0 and leaves TRA to learn the correction.
+    """
     if config.recovery is None:
         return x, frames
     b, _, j, c = x.shape
-    if config.recovery == "tra":
+    if config.recovery in ("tra", "tra_linear"):
         assert tra is not None
         seqs = x.transpose(1, 2).reshape(b * j, -1, c)
-        x = tra(seqs).reshape(b, j, -1, c).transpose(1, 2)
+        out = tra(seqs).reshape(b, j, -1, c).transpose(1, 2)
+        if config.recovery == "tra_linear":
+            out = out + interpolate_frames(x, frames, config.num_frames, "linear")
+        x = out
     else:
         x = interpolate_frames(x, frames, config.num_frames, config.recovery)
     full = torch.arange(config.num_frames, device=x.device).expand(b, -1)
