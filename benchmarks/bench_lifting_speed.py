@@ -4,6 +4,10 @@ Prints clips/s and frames/s and the speed-up; TPC's own cost (DPC-kNN selection)
 
     python benchmarks/bench_lifting_speed.py                    # CPU
     python benchmarks/bench_lifting_speed.py --pairs mixste_243:hot_mixste_243 --repeats 5
+    # the compact models of docs/results-h36m.md (overrides for both, then for the HoT side only)
+    python benchmarks/bench_lifting_speed.py --pairs mixste_243:hot_mixste_243 --batch 16 \
+        --common '{"num_frames": 81, "dim": 64, "depth": 4}' \
+        --b-overrides '{"token_num": 27, "layer_index": 1, "recovery": "tra_linear"}'
 """
 from __future__ import annotations
 
@@ -27,15 +31,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--pairs", nargs="*", default=None)
+    parser.add_argument("--common", default="{}", help="JSON config overrides for both models of every pair")
+    parser.add_argument("--b-overrides", default="{}", help="JSON config overrides for the second model only")
     parser.add_argument("--json")
     args = parser.parse_args()
+    common, b_only = json.loads(args.common), json.loads(args.b_overrides)
     tune_cpu_allocator()
     device = torch.device(args.device)
     pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else PAIRS
     results = []
     for name_a, name_b in pairs:
-        a = prunepose.create_model(name_a).eval().to(device)
-        b = prunepose.create_model(name_b).eval().to(device)
+        a = prunepose.create_model(name_a, **common).eval().to(device)
+        b = prunepose.create_model(name_b, **common, **b_only).eval().to(device)
         cfg = a.config
         x = torch.randn(args.batch, cfg.num_frames, cfg.num_joints, cfg.in_channels, device=device)
         ta, tb = [], []
@@ -66,7 +73,8 @@ def main() -> None:
     print(f"TPC selection alone (DPC-kNN, 243 frames -> 81, dim 512): {statistics.median(t) * 1e3:.2f} ms")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": str(device), "results": results, "tpc_ms": statistics.median(t) * 1e3}, f, indent=2)
+            json.dump({"device": str(device), "common": common, "b_overrides": b_only, "results": results,
+                       "tpc_ms": statistics.median(t) * 1e3}, f, indent=2)
 
 
 if __name__ == "__main__":
