@@ -4,7 +4,7 @@ Why a script: the table in the docs is copied from measured files, never typed; 
 evaluation.
 
     python scripts/h36m_results_table.py artifacts/h36m/mixste_compact_metrics.json \
-        artifacts/h36m/hot_mixste_compact_metrics.json
+        artifacts/h36m/hot_mixste_compact_tralin_metrics.json
 """
 from __future__ import annotations
 

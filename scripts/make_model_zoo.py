@@ -20,7 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINED: list[dict[str, Any]] = [
     {"what": "compact MixSTE (81 frames, dim 64, depth 4)", "file": "artifacts/h36m/mixste_compact_metrics.json",
      "data": "Human3.6M S9/S11, 2D = GT projected / SH detections", "config": "configs/h36m/mixste_compact.yaml"},
-    {"what": "compact HoT-MixSTE (27 of 81 frames kept)", "file": "artifacts/h36m/hot_mixste_compact_metrics.json",
+    {"what": "compact HoT-MixSTE, tra_linear (27 of 81 frames kept)",
+     "file": "artifacts/h36m/hot_mixste_compact_tralin_metrics.json",
+     "data": "Human3.6M S9/S11, 2D = GT projected / SH detections",
+     "config": "configs/h36m/hot_mixste_compact_tralin.yaml"},
+    {"what": "compact HoT-MixSTE, paper TRA, 2294 steps (plateau, see results-h36m.md)",
+     "file": "artifacts/h36m/hot_mixste_compact_epoch2_metrics.json",
      "data": "Human3.6M S9/S11, 2D = GT projected / SH detections",
      "config": "configs/h36m/hot_mixste_compact.yaml"},
     {"what": "default 2D model (distilled from MoveNet)", "file": "docs/results-2d.json",
