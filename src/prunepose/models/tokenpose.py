@@ -46,7 +46,7 @@ class TokenPoseConfig:
     """Architecture of a TokenPose / PPT variant. Sizes are (width, height)."""
 
     name: str
-    backbone: str  # none | stemnet | hrnet_w32 | hrnet_w48
+    backbone: str  # a name of prunepose.nn.backbones.BACKBONES
     patch_size: tuple[int, int]  # (w, h) on the backbone feature map
     input_size: tuple[int, int] = (192, 256)
     heatmap_size: tuple[int, int] = (48, 64)
@@ -63,6 +63,8 @@ class TokenPoseConfig:
     sigma: float = 2.0  # heatmap Gaussian sigma used for training targets
     flip_shift: bool = False  # TokenPose (UDP) averages flipped heatmaps without a 1-px shift
     family: str = "tokenpose"
+    # Pretrained backbone kept fixed: no gradients (saves the CPU the backward pass) and always in eval mode.
+    freeze_backbone: bool = False
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -107,6 +109,16 @@ class TokenPose(nn.Module):
         self.selector = AttentionTopKSelector()
         self.keep_ratio = c.keep_ratio  # mutable: the training schedule changes it (validated on set)
         self._init_weights()
+        if c.freeze_backbone:
+            self.backbone.requires_grad_(False)
+            self.backbone.eval()
+
+    def train(self, mode: bool = True) -> TokenPose:
+        """Switch train/eval mode; a frozen backbone stays in eval mode (its statistics are pretrained)."""
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.eval()
+        return self
 
     @property
     def keep_ratio(self) -> float:
@@ -224,6 +236,12 @@ _VARIANTS = [
                     family="ppt"),
     # PPT-L/D6 as the official code builds it: the TB architecture (one 6-layer stack) on HRNet-W48; the
     # hard-coded pruning layers [3, 6, 9] mean it prunes only once (256 -> 180 tokens).
+    # PPT on MoveNet Lightning's pretrained, frozen MobileNetV2-FPN (24 ch at stride 4) at 128x96: 8x8 tokens,
+    # 6 layers, pruning at layers 2 and 4. Why: the distilled default model cannot learn features from ~1,300
+    # pseudo-labelled persons on a CPU; the teacher's own features come pretrained (Apache-2.0).
+    TokenPoseConfig("ppt_movenet", backbone="movenet_lightning", patch_size=(3, 4), input_size=(96, 128),
+                    heatmap_size=(24, 32), depth=6, prune_layers=(2, 4), keep_ratio=0.7, family="ppt",
+                    freeze_backbone=True),
     TokenPoseConfig("ppt_l_d6", backbone="hrnet_w48", patch_size=(3, 4), depth=6, prune_layers=(3, 6, 9),
                     keep_ratio=0.7, family="ppt"),
 ]
