@@ -11,6 +11,8 @@ from prunepose.errors import ConfigError
 from prunepose.pruning.temporal import SELECTORS
 
 RECOVERIES = ("tra", "tra_linear", "nearest", "linear")
+#: the recoveries that own a TRA module (same parameters and keys)
+TRA_RECOVERIES = ("tra", "tra_linear")
 PIPELINES = ("seq2seq", "seq2frame")
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from prunepose.errors import ConfigError
-from prunepose.models.lifting.config import LiftingConfig
+from prunepose.models.lifting.config import TRA_RECOVERIES, LiftingConfig
 from prunepose.pruning.recovery import TokenRecoveryAttention, interpolate_frames
 from prunepose.pruning.temporal import FrameSelector
 
@@ -87,7 +87,7 @@ class TemporalPruning(nn.Module):
 
 def build_recovery(config: LiftingConfig) -> TokenRecoveryAttention | None:
     """The TRA module for ``recovery="tra"``/``"tra_linear"``, else ``None`` (interpolation has no parameters)."""
-    if config.recovery not in ("tra", "tra_linear"):
+    if config.recovery not in TRA_RECOVERIES:
         return None
     return TokenRecoveryAttention(config.dim, config.num_frames, config.heads, config.qkv_bias)
 
@@ -100,14 +100,14 @@ def recover_frames(x: torch.Tensor, frames: torch.Tensor, config: LiftingConfig,
     ``"tra_linear"`` adds TRA's output to the linear interpolation of the kept tokens. Why (our change, not
     in the paper): TRA's queries start at zero, so its attention starts uniform and every output frame is
     the clip mean of the kept tokens. On Human3.6M with a compact MixSTE this plateau outlasted our CPU
-    budget (attention entropy 3.27 vs 3.30 for uniform after 4,000 steps; the whole clip got nearly one
+    budget (attention entropy 3.28 vs 3.30 for uniform after 3,600 steps; the whole clip got nearly one
     pose, ~30 mm behind the unpruned model; docs/results-h36m.md). The interpolation residual makes every
     frame local from step 0 and leaves TRA to learn the correction.
     """
     if config.recovery is None:
         return x, frames
     b, _, j, c = x.shape
-    if config.recovery in ("tra", "tra_linear"):
+    if config.recovery in TRA_RECOVERIES:
         assert tra is not None
         seqs = x.transpose(1, 2).reshape(b * j, -1, c)
         out = tra(seqs).reshape(b, j, -1, c).transpose(1, 2)
