@@ -218,12 +218,16 @@ def _config_signature(config: Any) -> _Signature:
 
 
 def _tokenpose_configs() -> dict[str, Any]:
-    """Registered configs the converter handles (TokenPose and PPT), by name."""
+    """Registered configs the converter handles (TokenPose and PPT on the official backbones), by name.
+
+    Models of ours on other backbones (``ppt_movenet``) have no official checkpoints to convert.
+    """
     from prunepose.models.tokenpose import TokenPoseConfig
     from prunepose.registry import get_config, list_models
 
     configs = {name: get_config(name) for name in list_models()}
-    return {n: c for n, c in configs.items() if isinstance(c, TokenPoseConfig)}
+    return {n: c for n, c in configs.items()
+            if isinstance(c, TokenPoseConfig) and c.backbone in _BACKBONE_CHANNELS}
 
 
 def _matching_models(sig: _Signature) -> list[str]:
