@@ -11,6 +11,9 @@ This prints, on projected-2D clips of S9/S11 (one camera, a seeded sample):
 
     python scripts/h36m_tra_diagnostics.py configs/h36m/hot_mixste_compact.yaml \
         work_dirs/h36m_hot_mixste_compact/last.pt
+
+The committed ``artifacts/h36m/*_tra_diagnostics.json`` were made with ``OMP_NUM_THREADS=1``; other thread
+counts change float rounding, which can flip near-tied DPC-kNN frame choices (last digits move).
 """
 from __future__ import annotations
 
@@ -29,22 +32,20 @@ from prunepose.tasks.lifting import lift_clips
 from prunepose.weights import load_weights
 
 
-def tra_attention(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """TRA's softmax weights (B*J, heads, F, f) for clips ``x`` and the model's kept indices."""
+def record_tra_attention(model: torch.nn.Module,
+                         captured: dict[str, torch.Tensor]) -> torch.utils.hooks.RemovableHandle:
+    """Hook that stores TRA's softmax weights (B*J, heads, F, f) of every forward in ``captured["attn"]``.
+
+    Why a hook: TRA runs on ``scaled_dot_product_attention``, which never forms the weights, so they are
+    recomputed from its own projections during the normal forward (no second model pass).
+    """
     ca = model.recovery.cross_attention
-    captured: dict[str, torch.Tensor] = {}
 
     def hook(_mod: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], _out: torch.Tensor) -> None:
         q, k = ca._split(ca.linear_q(inputs[0])), ca._split(ca.linear_k(inputs[1]))
         captured["attn"] = (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(-1)
 
-    handle = ca.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            out = model(x, generator=torch.Generator().manual_seed(0))
-    finally:
-        handle.remove()
-    return captured["attn"], out.kept
+    return ca.register_forward_hook(hook)
 
 
 def main() -> None:
@@ -66,18 +67,21 @@ def main() -> None:
     clips = Seq2SeqClips(data, num_frames, train=False)
     pick = np.random.default_rng(0).choice(len(clips), min(args.clips, len(clips)), replace=False)
     errors, distances, entropy, top = [], [], [], []
+    captured: dict[str, torch.Tensor] = {}
+    handle = record_tra_attention(model, captured)
     for i in range(0, len(pick), 16):
         batch = [clips[int(j)] for j in pick[i:i + 16]]
         x = torch.stack([s["pose2d"] for s in batch])
         target = torch.stack([s["pose3d"] for s in batch]).numpy()
         target[:, :, 0] = 0  # dataset 3D: root absolute, other joints root-relative
-        attn, kept = tra_attention(model, x)
+        out = lift_clips(model, x, flip=False, generator=torch.Generator().manual_seed(0))
+        attn = captured["attn"]
         entropy.append(float(-(attn * attn.clamp_min(1e-12).log()).sum(-1).mean()))
         top.append(float(attn.max(-1).values.mean()))
-        pred = lift_clips(model, x, flip=False, generator=torch.Generator().manual_seed(0)).pose3d.numpy()
-        errors.append(np.linalg.norm(pred - target, axis=-1).mean(-1) * 1000)  # (B, F) mm
-        k = kept[0].numpy()
+        errors.append(np.linalg.norm(out.pose3d.numpy() - target, axis=-1).mean(-1) * 1000)  # (B, F) mm
+        k = out.kept[0].numpy()
         distances.append(np.abs(np.arange(num_frames)[None, :, None] - k[:, None, :]).min(-1))
+    handle.remove()
     err, dist = np.concatenate(errors), np.concatenate(distances)
     kept_num = model.config.stages[0][1]
     x_token = model.recovery.x_token.detach()[0]
