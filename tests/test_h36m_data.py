@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,5 +249,55 @@ def test_shared_h36m_reports_missing_and_maps_sh() -> None:
     pose = gt.sequences[0].pose3d_camera([0])[0]
     assert 3.0 < pose[0, 2] < 7.0  # the subject stands a few metres in front of the camera
     assert np.all(np.abs(pose[1:]) < 1.0)  # the other joints are root-relative, within a metre
-    with pytest.raises(DataError, match="S9/S11 only"):
-        load_h36m_shared(subjects=["S1"], keypoints="sh")
+
+
+@needs_h36m
+def test_shared_h36m_training_subjects_have_aligned_sh_detections() -> None:
+    """The training subjects' SH file: frame-aligned with the mocap, so the detections land near the
+    projection of the 3D through the real camera (the README measured 8-10 px medians; a one-frame shift of
+    a walking subject or a wrong camera would be tens of pixels)."""
+    sh = load_h36m_shared(subjects=["S1"], keypoints="sh", actions=["Walking"], camera_ids=["54138969"],
+                          warn=False)
+    assert sh.sequences, "S1 Walking must have SH detections"
+    for seq in sh.sequences:
+        gt_seq = type(seq)(seq.subject, seq.sequence, seq.camera_id, seq.camera, seq.pose3d_world, None)
+        err = np.linalg.norm(seq.pose2d_px() - gt_seq.pose2d_px(), axis=-1)
+        assert seq.keypoints_px.shape == (seq.num_frames, 17, 2)
+        assert 2.0 < float(np.median(err)) < 20.0
+
+
+def test_shared_h36m_missing_sh_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "cameras.json").write_text(json.dumps({}))
+    np.savez(tmp_path / "h36m_positions3d_17j_world_m.npz", **{"S1/Walking": np.zeros((2, 17, 3), np.float32)})
+    with pytest.raises(DataError, match="h36m_sh2d_16j_px_S1_S5_S6_S7_S8.npz"):
+        load_h36m_shared(tmp_path, subjects=["S1"], keypoints="sh")
+
+
+def test_training_mixes_detections_with_projected_ground_truth() -> None:
+    """``gt2d_prob`` swaps a training sample's detections for the projection of its mocap (+ noise); the flip
+    decision stays the sample's first random draw, so adding the mix does not change which clips flip."""
+    base = _sequence(40, 3)
+    offset = np.float32(50.0)  # detections 50 px right of the projection: easy to tell apart
+    seq = H36MSequence(base.subject, base.sequence, base.camera_id, base.camera, base.pose3d_world,
+                       base.projected_px() + np.array([offset, 0.0], np.float32))
+    data = H36MLifting([seq], keypoints="sh")
+    shift = 2 * offset / seq.camera.width  # 50 px in normalised screen units
+    det_only = Seq2SeqClips(data, num_frames=8, train=True, seed=5)
+    gt_only = Seq2SeqClips(data, num_frames=8, train=True, seed=5, gt2d_prob=1.0)
+    half = Seq2SeqClips(data, num_frames=8, train=True, seed=5, gt2d_prob=0.5, gt2d_noise_px=1.0)
+    picks = []
+    for i in range(len(det_only)):
+        a, b, c = det_only[i], gt_only[i], half[i]
+        assert a["meta"]["flipped"] == b["meta"]["flipped"] == c["meta"]["flipped"]
+        sign = -1.0 if a["meta"]["flipped"] else 1.0  # mirroring negates x
+        torch.testing.assert_close(a["pose2d"][..., 0] - b["pose2d"][..., 0],
+                                   torch.full_like(a["pose2d"][..., 0], sign * float(shift)), atol=1e-5, rtol=0)
+        torch.testing.assert_close(a["pose2d"][..., 1], b["pose2d"][..., 1], atol=1e-6, rtol=0)
+        dist_gt = float((c["pose2d"] - b["pose2d"]).abs().max())
+        picks.append(dist_gt < float(shift) / 2)  # 1 px noise (sd) stays far below the 50 px offset
+    assert any(picks) and not all(picks)
+    gt_seq_only = Seq2SeqClips(H36MLifting([base], keypoints="gt"), num_frames=8, train=True, seed=5, gt2d_prob=1.0)
+    torch.testing.assert_close(gt_seq_only[0]["pose2d"], Seq2SeqClips(H36MLifting([base], keypoints="gt"),
+                               num_frames=8, train=True, seed=5)[0]["pose2d"])  # no detections: nothing to swap
+    with pytest.raises(Exception, match="gt2d_prob"):
+        Seq2SeqClips(data, num_frames=8, train=True, gt2d_prob=1.5)

@@ -19,7 +19,7 @@ Frames and units (what a lifter consumes and produces)
   Losses and metrics zero the root (HoT/MixSTE set ``target[..., 0, :] = 0``).
 * 2D inputs: pixels of the camera image, normalised with ``px / w * 2 - [1, h / w]``; either the
   projection of the 3D ground truth through the real calibration with distortion ("gt") or the SH
-  detections mapped to the 17 H36M joints ("sh", S9/S11 only).
+  detections mapped to the 17 H36M joints ("sh"; every subject since the training subjects' file was added).
 * Joint order: H36M-17 (`prunepose.skeletons.H36M17`), left joints `JOINTS_LEFT`, right `JOINTS_RIGHT`.
 
 Missing data (the shared snapshot lacks 5 mocap sequences, one S11 video has no detections) is
@@ -45,6 +45,8 @@ from prunepose.paths import shared_data_dir
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
+#: Stacked-Hourglass 2D detection files of the shared layout, per split (16-joint MPII order, pixels)
+SH_FILES = {"test": "h36m_sh2d_16j_px_S9_S11.npz", "train": "h36m_sh2d_16j_px_S1_S5_S6_S7_S8.npz"}
 #: Camera order of VideoPose3D's ``positions_2d`` lists (and of its hard-coded calibration).
 CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
 #: Left / right joints of H36M-17 (VideoPose3D ``keypoints_symmetry``), paired index by index.
@@ -176,7 +178,12 @@ class H36MSequence:
         sel = self._frames(frames)
         if self.keypoints_px is not None:
             return np.asarray(self.keypoints_px[sel], dtype=np.float32)
-        cam = world_to_camera(self.pose3d_world[sel], self.camera, units="m")
+        return self.projected_px(frames)
+
+    def projected_px(self, frames: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """(n, 17, 2) float32 camera pixels: the distorted projection of the mocap ("gt" 2D), whether or not
+        the sequence also carries detections (training may mix both sources)."""
+        cam = world_to_camera(self.pose3d_world[self._frames(frames)], self.camera, units="m")
         return project(cam, self.camera).astype(np.float32)
 
     def pose2d(self, frames: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
@@ -251,7 +258,8 @@ def load_h36m_shared(
     Args:
         subjects: e.g. `TRAIN_SUBJECTS` or `TEST_SUBJECTS`.
         keypoints: ``"gt"`` (projected mocap, every subject) or ``"sh"`` (Stacked-Hourglass detections
-            mapped by `sh16_to_h36m17`; S9/S11 only).
+            mapped by `sh16_to_h36m17`: S9/S11 from `SH_FILES` ``"test"``, the training subjects from
+            ``"train"``, so a lifter can be trained on real detector 2D as the standard protocol does).
         camera_ids, actions: optional filters (actions by canonical name).
         warn: emit one warning listing what is missing (it is in ``.missing`` either way).
     """
@@ -273,20 +281,21 @@ def load_h36m_shared(
         missing += [f"{k} (3D mocap absent)" for k in absent if k.split("/")[0] in subjects and _filter_action(
             k.split("/", 1)[1], actions)]
     sh: dict[tuple[str, str, str], str] = {}
-    npz2d = None
+    sh_files: dict[str, Any] = {}  # npz key -> the open file that holds it
     if keypoints == "sh":
-        bad = [s for s in subjects if s not in TEST_SUBJECTS]
-        if bad:
-            raise DataError(f"{root}: SH detections exist for S9/S11 only, not for {bad}")
-        path2d = root / "h36m_sh2d_16j_px_S9_S11.npz"
-        try:
-            npz2d = np.load(path2d, allow_pickle=False)
-        except OSError as exc:
-            raise DataError(f"{path2d}: cannot open ({exc})") from exc
-        for key in npz2d.files:
-            subject, rest = key.split("/", 1)
-            seq, cam_id = rest.rsplit(".", 1)
-            sh[(subject, seq.replace("_", " "), cam_id)] = key
+        for split, names in (("test", TEST_SUBJECTS), ("train", TRAIN_SUBJECTS)):
+            if not any(s in names for s in subjects):
+                continue
+            path2d = root / SH_FILES[split]
+            try:
+                npz2d = np.load(path2d, allow_pickle=False)
+            except OSError as exc:
+                raise DataError(f"{path2d}: cannot open the SH detections of {split} subjects ({exc})") from exc
+            for key in npz2d.files:
+                subject, rest = key.split("/", 1)
+                seq, cam_id = rest.rsplit(".", 1)
+                sh[(subject, seq.replace("_", " "), cam_id)] = key
+                sh_files[key] = (npz2d, path2d)
         for subject, seq in sorted({(s, q) for s, q, _ in sh}):
             if subject in subjects and f"{subject}/{seq}" not in npz3d.files and _filter_action(seq, actions):
                 label = f"{subject}/{seq} (3D mocap absent)"
@@ -310,7 +319,8 @@ def load_h36m_shared(
                 if sh_key is None:
                     missing.append(f"{subject}/{seq} camera {cam_id} (no SH detections)")
                     continue
-                kpts = _align_2d(sh16_to_h36m17(np.asarray(npz2d[sh_key], dtype=np.float32)), world, path2d, sh_key)
+                src, src_path = sh_files[sh_key]
+                kpts = _align_2d(sh16_to_h36m17(np.asarray(src[sh_key], dtype=np.float32)), world, src_path, sh_key)
             sequences.append(H36MSequence(subject, seq, cam_id, cams[subject][cam_id], world, kpts))
     if warn:
         _warn_missing(missing, str(root))

@@ -11,8 +11,11 @@ Each sample is a dict of tensors:
   negative when padded), ``flipped``, and ``center`` (window index of the target frame, seq2frame only).
 
 Augmentation: with ``train=True`` (and ``flip`` not False) each sample is mirrored with probability 0.5
-(`flip_poses` on both 2D and 3D). The randomness comes from ``np.random.default_rng((seed, epoch, index))``
-as in the 2D datasets; call ``set_epoch`` every epoch. Test-time flip averaging is the caller's job
+(`flip_poses` on both 2D and 3D). On sequences that carry detections (``keypoints="sh"``), a training
+sample takes the projected ground truth instead with probability ``gt2d_prob``, plus Gaussian pixel noise of
+``gt2d_noise_px``: the lifter then learns both clean and detector-like 2D (a user feeds it either).
+The randomness comes from ``np.random.default_rng((seed, epoch, index))`` as in the 2D datasets; call
+``set_epoch`` every epoch. Test-time flip averaging is the caller's job
 (``flip_poses`` on the input, then on the output).
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch.utils.data import Dataset
 
 from prunepose.data.h36m import JOINTS_LEFT, JOINTS_RIGHT, H36MLifting, H36MSequence
 from prunepose.errors import ConfigError
+from prunepose.geometry.camera import normalize_screen
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -47,9 +51,16 @@ class _LiftingClips(Dataset):
     """Shared machinery: window indices -> sample dict, flip augmentation, per-sample RNG."""
 
     def __init__(self, data: H36MLifting, num_frames: int, *, train: bool, flip: bool | None = None,
-                 seed: int = 0, with_confidence: bool = False) -> None:
+                 seed: int = 0, with_confidence: bool = False, gt2d_prob: float = 0.0,
+                 gt2d_noise_px: float = 0.0) -> None:
         if num_frames < 1:
             raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
+        if not 0.0 <= gt2d_prob <= 1.0:
+            raise ConfigError(f"data.gt2d_prob must be in [0, 1], got {gt2d_prob}")
+        if not gt2d_noise_px >= 0.0:
+            raise ConfigError(f"data.gt2d_noise_px must be >= 0 pixels, got {gt2d_noise_px}")
+        self.gt2d_prob = float(gt2d_prob)
+        self.gt2d_noise_px = float(gt2d_noise_px)
         self.data = data
         self.num_frames = int(num_frames)
         self.train = bool(train)
@@ -73,6 +84,17 @@ class _LiftingClips(Dataset):
     def _meta_extra(self, start: int) -> dict[str, Any]:
         return {}
 
+    def _pose2d(self, seq: H36MSequence, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Normalised 2D of ``frames``: the sequence's own (detections or projection), or, in training on
+        detections, the projected ground truth (+ noise) with probability ``gt2d_prob``."""
+        if not (self.train and seq.keypoints_px is not None and self.gt2d_prob > 0.0
+                and rng.random() < self.gt2d_prob):
+            return seq.pose2d(frames)
+        px = seq.projected_px(frames)
+        if self.gt2d_noise_px > 0.0:
+            px = px + rng.normal(0.0, self.gt2d_noise_px, px.shape).astype(np.float32)
+        return normalize_screen(px, seq.camera.width, seq.camera.height).astype(np.float32)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self._windows):
             raise IndexError(f"index {index} out of range for {len(self._windows)} samples")
@@ -80,9 +102,11 @@ class _LiftingClips(Dataset):
         seq: H36MSequence = self.data.sequences[seq_idx]
         raw = np.arange(start, start + self.num_frames)
         frames = np.clip(raw, 0, seq.num_frames - 1)  # edge-replicate padding
-        pose2d = seq.pose2d(frames)
+        rng = self.rng(index)
+        flip_draw = rng.random()  # first draw: the flip (the stream every sample had before mixing existed)
+        pose2d = self._pose2d(seq, frames, rng)
         pose3d = seq.pose3d_camera(frames)
-        flipped = bool(self.flip and self.train and self.rng(index).random() < 0.5)
+        flipped = bool(self.flip and self.train and flip_draw < 0.5)
         if flipped:
             pose2d, pose3d = flip_poses(pose2d), flip_poses(pose3d)
         if self.with_confidence:
@@ -113,8 +137,9 @@ class Seq2SeqClips(_LiftingClips):
     """Non-overlapping F-frame chunks of every sequence (seq2seq training and testing, MixSTE/HoT)."""
 
     def __init__(self, data: H36MLifting, num_frames: int = 243, *, train: bool, flip: bool | None = None,
-                 seed: int = 0, with_confidence: bool = False) -> None:
-        super().__init__(data, num_frames, train=train, flip=flip, seed=seed, with_confidence=with_confidence)
+                 seed: int = 0, with_confidence: bool = False, **mix: float) -> None:
+        super().__init__(data, num_frames, train=train, flip=flip, seed=seed, with_confidence=with_confidence,
+                         **mix)
         rows = [np.stack([np.full(len(s), i), s], axis=1)
                 for i, seq in enumerate(data.sequences) for s in [seq2seq_starts(seq.num_frames, self.num_frames)]]
         self._windows = np.concatenate(rows) if rows else self._windows
@@ -128,10 +153,11 @@ class Seq2FrameClips(_LiftingClips):
     """
 
     def __init__(self, data: H36MLifting, num_frames: int = 243, *, train: bool, flip: bool | None = None,
-                 seed: int = 0, with_confidence: bool = False) -> None:
+                 seed: int = 0, with_confidence: bool = False, **mix: float) -> None:
         if num_frames % 2 != 1:
             raise ConfigError(f"seq2frame windows need an odd num_frames (a centre frame), got {num_frames}")
-        super().__init__(data, num_frames, train=train, flip=flip, seed=seed, with_confidence=with_confidence)
+        super().__init__(data, num_frames, train=train, flip=flip, seed=seed, with_confidence=with_confidence,
+                         **mix)
         half = (self.num_frames - 1) // 2
         rows = [np.stack([np.full(seq.num_frames, i), np.arange(seq.num_frames) - half], axis=1)
                 for i, seq in enumerate(data.sequences)]

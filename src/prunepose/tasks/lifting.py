@@ -25,8 +25,11 @@ def build_lifting_datasets(cfg: dict[str, Any], model_config: Any) -> tuple[Data
     """Train clips (S1,S5,S6,S7,S8), test clips (S9,S11) and, optionally, test clips on SH detections.
 
     ``data``: ``{format: h36m, root: null (shared data), keypoints: gt, test_keypoints: [gt, sh],
-    camera_ids: null, actions: null}`` (the last two filter, e.g. for quick checks). Seq2seq models get
-    stride-F chunks (edge-padded); seq2frame (TPC) models get one centred window per frame.
+    camera_ids: null, actions: null, gt2d_prob: 0, gt2d_noise_px: 0}`` (``camera_ids``/``actions`` filter,
+    e.g. for quick checks). ``keypoints: sh`` trains on the Stacked-Hourglass detections; with it,
+    ``gt2d_prob`` of the training clips take the projected ground truth (+ ``gt2d_noise_px`` Gaussian pixel
+    noise) instead. Seq2seq models get stride-F chunks (edge-padded); seq2frame (TPC) models get one
+    centred window per frame.
     """
     from prunepose.data.h36m import TEST_SUBJECTS, TRAIN_SUBJECTS, load_h36m_shared
     from prunepose.data.lifting import Seq2FrameClips, Seq2SeqClips
@@ -45,7 +48,8 @@ def build_lifting_datasets(cfg: dict[str, Any], model_config: Any) -> tuple[Data
     train = load_h36m_shared(root, TRAIN_SUBJECTS, keypoints=data.get("keypoints", "gt"), **kw)
     test_gt = load_h36m_shared(root, TEST_SUBJECTS, keypoints="gt", **kw)
     f = model_config.num_frames
-    train_set = clips(train, f, train=True, seed=seed)
+    mix = {"gt2d_prob": float(data.get("gt2d_prob") or 0.0), "gt2d_noise_px": float(data.get("gt2d_noise_px") or 0.0)}
+    train_set = clips(train, f, train=True, seed=seed, **mix)
     test_set = clips(test_gt, f, train=False)
     sh_set = None
     if "sh" in (data.get("test_keypoints") or []):
