@@ -68,8 +68,11 @@ class _Arbitrary:
 def test_unsafe_pickle_rejected(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"obj": _Arbitrary()}, path)
-    with pytest.raises(PrunePoseError, match="weights_only"):
+    with pytest.raises(PrunePoseError, match="pickled Python objects") as info:
         load_checkpoint(path)
+    message = str(info.value)  # one line, no escape codes, no advice to unpickle (weights_only=False)
+    assert "\n" not in message and "\x1b" not in message and "weights_only=False" not in message
+    assert "_Arbitrary" in message and str(path) in message
 
 
 def test_non_dict_rejected(tmp_path: Path) -> None:

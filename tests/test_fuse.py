@@ -27,9 +27,13 @@ def test_prepared_model_gives_same_outputs(name: str, overrides: dict) -> None:
         fast = prepare_for_inference(copy.deepcopy(model))
         out = fast(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    # folding reorders float32 sums: ~1e-6 relative on heatmaps of magnitude ~1, 100x margin
     torch.testing.assert_close(out.heatmaps, ref.heatmaps, atol=1e-4, rtol=1e-4)
+    # the same tokens, in any order: folding rounds the pruning scores differently, and TopK may return
+    # near-equal scores in another order (it did with ATEN_CPU_CAPABILITY=default); the order does not change
+    # the output, positional encodings travel with the tokens
     for a, b in zip(out.kept, ref.kept):
-        assert torch.equal(a, b)
+        assert torch.equal(a.sort(dim=-1).values, b.sort(dim=-1).values)
 
 
 def test_fold_counts_every_batchnorm_and_requires_eval() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from _numerics import COORD_ROUNDING, RecordingBackend, assert_keypoints_within, heatmap_delta, keypoint_tolerance
 from prunepose.api.boxes import DetectionFile, KeypointBoxTracker, box_from_keypoints, check_boxes
 from prunepose.api.estimator2d import PoseEstimator2D
 from prunepose.api.sources import VideoReadError, iter_frames, read_image
@@ -80,16 +81,30 @@ BOX = (120.0, 60.0, 400.0, 500.0)
 
 
 def test_heatmap_keypoints_equal_hand_decode(ppt_weights: Path) -> None:
+    """Crop, network and decoding checked one by one, each against a hand computation with its own tolerance.
+
+    Why not one pixel tolerance on the keypoints: the estimator's (BN-folded) network and the unprepared twin
+    differ by float32 rounding, and DARK's sub-pixel step amplifies that without bound on the flat heatmaps of
+    random weights (tests/_numerics.py); a fixed px tolerance failed on another CPU.
+    """
     image = read_image(ASTRONAUT)
     est = PoseEstimator2D(checkpoint=ppt_weights)
+    rec = RecordingBackend(est)
     res = est.predict_image(image, np.array([BOX]))
     model = model_from_weights(ppt_weights).eval()  # unprepared twin: BN folding must not change the answer
     x, mat, back = hand_crop(image, BOX, udp=True)
     with torch.no_grad():
         out = model(x)
-    coords, scores = HeatmapCodec((192, 256), (48, 64), 2.0).decode(out.heatmaps.numpy())
-    np.testing.assert_allclose(res.keypoints[0], back(coords[0]), atol=2e-3)
-    np.testing.assert_allclose(res.scores[0], scores[0], rtol=1e-4, atol=1e-5)
+    (crop, seen), = rec.calls
+    # float32 vs float64 normalisation of identical uint8 pixels: a few ulps of values |v| <= 2.7
+    np.testing.assert_allclose(crop, x.numpy(), rtol=0, atol=1e-5)
+    hm = out.heatmaps.numpy()
+    np.testing.assert_allclose(seen["heatmaps"], hm, rtol=0, atol=heatmap_delta(hm))
+    codec = HeatmapCodec((192, 256), (48, 64), 2.0)
+    coords, scores = codec.decode(seen["heatmaps"])  # the estimator's own heatmaps: the same numbers exactly
+    np.testing.assert_allclose(res.keypoints[0], back(coords[0]), rtol=0, atol=COORD_ROUNDING)
+    np.testing.assert_array_equal(res.scores[0], scores[0])
+    assert_keypoints_within(res.keypoints, back(codec.decode(hm)[0]), keypoint_tolerance(hm, mat[None], codec))
     np.testing.assert_allclose(res.crop_affines[0], mat, atol=1e-9)
     assert [k.tolist() for k in res.kept_tokens[0]] == [sorted(k[0].tolist()) for k in out.kept]
     assert [len(k) for k in res.kept_tokens[0]] == [180, 126] and res.token_grid == (16, 16)
@@ -97,18 +112,28 @@ def test_heatmap_keypoints_equal_hand_decode(ppt_weights: Path) -> None:
 
 def test_flip_test_equals_hand_average(ppt_weights: Path) -> None:
     image = read_image(ASTRONAUT)
-    res = PoseEstimator2D(checkpoint=ppt_weights, flip=True).predict_image(image, np.array([BOX]))
+    est = PoseEstimator2D(checkpoint=ppt_weights, flip=True)
+    rec = RecordingBackend(est)
+    res = est.predict_image(image, np.array([BOX]))
     model = model_from_weights(ppt_weights).eval()
-    x, _, back = hand_crop(image, BOX)
+    x, mat, back = hand_crop(image, BOX)
     with torch.no_grad():
         hm = model(x).heatmaps.numpy()
         hm_m = model(torch.flip(x, dims=[3])).heatmaps.numpy()
+    (crop, plain), (crop_m, mirrored) = rec.calls
+    np.testing.assert_array_equal(crop_m, crop[..., ::-1])
+    np.testing.assert_allclose(plain["heatmaps"], hm, rtol=0, atol=heatmap_delta(hm))
+    np.testing.assert_allclose(mirrored["heatmaps"], hm_m, rtol=0, atol=heatmap_delta(hm_m))
     perm = list(range(17))
     for a in range(1, 17, 2):  # COCO: (1,2), (3,4), ... (15,16) are left/right pairs
         perm[a], perm[a + 1] = a + 1, a
+    codec = HeatmapCodec((192, 256), (48, 64), 2.0)
+    # the hand average of the estimator's own two outputs decodes to its keypoints (float32 rounding only) ...
+    coords, _ = codec.decode(0.5 * (plain["heatmaps"] + mirrored["heatmaps"][:, perm, :, ::-1]))
+    np.testing.assert_allclose(res.keypoints[0], back(coords[0]), rtol=0, atol=COORD_ROUNDING)
+    # ... and the twin's average within the bound DARK puts on float32 rounding of the heatmaps
     avg = 0.5 * (hm + hm_m[:, perm, :, ::-1])
-    coords, _ = HeatmapCodec((192, 256), (48, 64), 2.0).decode(avg)
-    np.testing.assert_allclose(res.keypoints[0], back(coords[0]), atol=2e-3)
+    assert_keypoints_within(res.keypoints, back(codec.decode(avg)[0]), keypoint_tolerance(avg, mat[None], codec))
 
 
 def test_simcc_keypoints_equal_hand_argmax(gtpt_weights: Path) -> None:
@@ -130,11 +155,17 @@ def test_simcc_keypoints_equal_hand_argmax(gtpt_weights: Path) -> None:
 def test_batching_and_multiple_images_do_not_change_answers(ppt_weights: Path) -> None:
     image = read_image(ASTRONAUT)
     boxes = np.array([BOX, (0, 0, 300, 300), (200, 250, 511, 511)])
-    one = PoseEstimator2D(checkpoint=ppt_weights, batch_size=1)(ASTRONAUT, boxes=boxes)
+    est_one = PoseEstimator2D(checkpoint=ppt_weights, batch_size=1)
+    rec_one = RecordingBackend(est_one)
+    one = est_one(ASTRONAUT, boxes=boxes)
     many = PoseEstimator2D(checkpoint=ppt_weights, batch_size=16)([ASTRONAUT, image], boxes=boxes)
     assert len(one) == 1 and len(many) == 2 and many[1].source == "array" and many[0].image_id == "astronaut"
+    assert [c[0].shape[0] for c in rec_one.calls] == [1, 1, 1]
+    # batch 1 and batch 6 run different GEMM blockings: equal up to float32 rounding, amplified by DARK
+    hm = np.concatenate([c[1]["heatmaps"] for c in rec_one.calls])
+    tol = keypoint_tolerance(hm, one[0].crop_affines, HeatmapCodec((192, 256), (48, 64), 2.0))
     for r in many:
-        np.testing.assert_allclose(r.keypoints, one[0].keypoints, atol=1e-3)
+        assert_keypoints_within(r.keypoints, one[0].keypoints, tol)
     assert one[0].box_origin == "explicit" and one[0].boxes.shape == (3, 4)
 
 
@@ -331,8 +362,13 @@ def test_video_frames_match_single_images(ppt_weights: Path, tmp_path: Path) -> 
     box = np.array([[40, 20, 220, 250]])
     results = list(est.stream(tmp_path / "clip.mp4", boxes=box, track=False))
     assert [r.frame_index for r in results] == list(range(6)) == [r.image_id for r in results]
-    for r, frame in zip(results, decoded):
-        np.testing.assert_allclose(r.keypoints, est.predict_image(frame, box).keypoints, atol=1e-4)
+    single = PoseEstimator2D(checkpoint=ppt_weights, batch_size=1)
+    rec = RecordingBackend(single)
+    codec = HeatmapCodec((192, 256), (48, 64), 2.0)
+    for r, frame in zip(results, decoded):  # batch 4 vs 1: float32 rounding, amplified by DARK (tests/_numerics.py)
+        alone = single.predict_image(frame, box)
+        tol = keypoint_tolerance(rec.calls[-1][1]["heatmaps"], alone.crop_affines, codec)
+        assert_keypoints_within(r.keypoints, alone.keypoints, tol)
     tracked = est(tmp_path / "clip.mp4")  # default: tracked from the whole first frame
     assert len(tracked) == 6 and tracked[0].box_origin == "whole image"
     assert all(r.track_ids is not None for r in tracked)
@@ -428,11 +464,19 @@ def test_onnx_backend_matches_pytorch(name: str, tmp_path: Path) -> None:
     onnx_path = export_onnx(model_from_weights(weights).eval(), tmp_path / f"{name}.onnx")
     image = read_image(ASTRONAUT)
     boxes = np.array([BOX, (0, 0, 511, 511)])
-    a = PoseEstimator2D(checkpoint=weights).predict_image(image, boxes)
+    est_a = PoseEstimator2D(checkpoint=weights)
+    rec = RecordingBackend(est_a)
+    a = est_a.predict_image(image, boxes)
     b = PoseEstimator2D(checkpoint=onnx_path).predict_image(image, boxes)
     assert b.skeleton == a.skeleton and b.token_grid == a.token_grid
-    np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
-    np.testing.assert_allclose(b.scores, a.scores, atol=1e-4)
+    out = rec.calls[0][1]
+    if name == "ppt":  # float32 rounding of two runtimes, through DARK (tests/_numerics.py)
+        tol = keypoint_tolerance(out["heatmaps"], a.crop_affines, HeatmapCodec((192, 256), (48, 64), 2.0))
+        assert_keypoints_within(b.keypoints, a.keypoints, tol, min_bounded=0.9)
+        np.testing.assert_allclose(b.scores, a.scores, rtol=0, atol=heatmap_delta(out["heatmaps"]))
+    else:  # SimCC: bin argmax / split ratio, exact unless two bins tie within rounding
+        np.testing.assert_allclose(b.keypoints, a.keypoints, rtol=0, atol=COORD_ROUNDING)
+        np.testing.assert_allclose(b.scores, a.scores, rtol=0, atol=1e-5)  # softmax probabilities <= 1
     for ka, kb in zip(a.kept_tokens, b.kept_tokens):
         assert [k.tolist() for k in ka] == [k.tolist() for k in kb]
 
@@ -447,9 +491,15 @@ def test_onnx_default_weights_match_pytorch(tmp_path: Path) -> None:
     if not DEFAULT_WEIGHTS.is_file():
         pytest.skip("bundled default 2D weights not installed yet")
     onnx_path = export_onnx(model_from_weights(DEFAULT_WEIGHTS).eval(), tmp_path / "default.onnx")
-    a = PoseEstimator2D()(ASTRONAUT)[0]
+    est_a = PoseEstimator2D()
+    rec = RecordingBackend(est_a)
+    a = est_a(ASTRONAUT)[0]
     b = PoseEstimator2D(checkpoint=onnx_path)(ASTRONAUT)[0]
-    np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
+    hm = rec.calls[0][1]["heatmaps"]
+    codec = est_a.codec
+    # not a fixed px figure: DARK amplifies float32 rounding on unconfident joints (measured up to 7.6e-3 px)
+    assert_keypoints_within(b.keypoints, a.keypoints, keypoint_tolerance(hm, a.crop_affines, codec), 0.9)
+    np.testing.assert_allclose(b.scores, a.scores, rtol=0, atol=heatmap_delta(hm))
 
 
 def test_tracked_box_size_changes_at_most_25_percent_per_frame() -> None:

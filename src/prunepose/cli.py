@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from prunepose.weights import load_weights
 
     cfg = load_config(args.config, args.set, args.data_root)
+    _seed_model_init(cfg)
     model = create_model(cfg["model"], **cfg["model_overrides"])
     if hasattr(model.config, "num_frames"):
         return _train_lifting(args, cfg, model)
@@ -77,6 +79,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     if uses_simcc(model.config) and not extra and trainer.dist.is_main:
         print("note: training GTPT without an EMA of the weights (ema.enabled: false)")
     return _fit(trainer, args)
+
+
+def _seed_model_init(cfg: dict) -> None:
+    """Seed Python, numpy and torch with ``train.seed`` before the model is built.
+
+    Why here: the initial weights are drawn when the model is built, before the Trainer seeds anything, so
+    without this two fresh runs with one seed started from different weights (and differed throughout).
+    Every DDP rank builds the same initial model this way (the Trainer then seeds rank-dependently).
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    from prunepose.errors import ConfigError
+
+    value = (cfg.get("train") or {}).get("seed", 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"train.seed must be an integer, got {value!r}")
+    seed = value
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _train_config(args: argparse.Namespace, cfg: dict):  # noqa: ANN202
@@ -256,15 +281,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings during a command as one line (no source path and code line: they concern the user's input)."""
+    print(f"prunepose: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from prunepose.runtime import tune_cpu_allocator
 
     args = build_parser().parse_args(argv)
     tune_cpu_allocator()
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # scoped: a library user's warning handling stays untouched
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except PrunePoseError as exc:
         print(f"prunepose: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a path the user gave that cannot be read or written (read-only folder, a file where a folder is
+        # expected, disk full): the file and the reason in one line, not a traceback
+        print(f"prunepose: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prunepose: interrupted", file=sys.stderr)

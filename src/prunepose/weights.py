@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,48 @@ def read_state_dict(path: str | Path, prefer_ema: bool = True) -> dict[str, torc
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # noqa: BLE001  (SafetensorError, OSError, ...: none names the file)
+            raise PrunePoseError(f"{path}: not a readable safetensors file: truncated, corrupt or not "
+                                 f"safetensors ({first_line(exc)})") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (torch raises many types for bad files)
-        raise PrunePoseError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise torch_load_error(path, exc) from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         ema = (obj.get("extra") or {}).get("ema") if prefer_ema else None
         obj = ema["module"] if isinstance(ema, dict) and isinstance(ema.get("module"), dict) else obj["model"]
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise PrunePoseError(f"{path}: expected a state dict (or a checkpoint with a 'model' entry)")
     return obj
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` without terminal escape codes: torch's and safetensors' messages
+    run over several lines (with colour codes and advice that does not apply) and would break the CLI's
+    one-line error."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def torch_load_error(path: str | Path, exc: BaseException) -> PrunePoseError:
+    """One-line error for a ``torch.load(weights_only=True)`` failure.
+
+    A pickled object beyond tensors (``torch.save(model)``) makes torch print six lines with escape codes
+    advising ``weights_only=False``, which would run code from the file; prunepose never does that, so the
+    message says what the file holds and how to save one it can read instead.
+    """
+    text = str(exc)
+    blocked = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if isinstance(exc, pickle.UnpicklingError) and ("Weights only load failed" in text or blocked):
+        what = f" (a {blocked.group(1)})" if blocked else ""
+        return PrunePoseError(f"{path}: holds pickled Python objects besides tensors{what}; prunepose reads "
+                              "only tensors, since unpickling can run code. Save model.state_dict() with "
+                              "torch.save, or safetensors")
+    return PrunePoseError(f"{path}: not a readable PyTorch checkpoint: truncated, corrupt or not a torch.save "
+                          f"file ({first_line(exc)})")
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True, prefer_ema: bool = True) -> nn.Module:

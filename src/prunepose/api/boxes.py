@@ -21,7 +21,9 @@ Boxes are ``xyxy`` in this module (what users type); the crop code converts to C
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,24 +109,38 @@ class DetectionFile:
             raise DataError(f"{path}: detection file must be a JSON list of COCO results "
                             "({image_id, bbox: [x, y, w, h], score, category_id})")
         det = cls(path, float(score_thr))
+        degenerate: list[int] = []
         for n, rec in enumerate(data):
             if not isinstance(rec, dict):
                 raise DataError(f"{path}: field '[{n}]' must be an object")
             if "image_id" not in rec and "file_name" not in rec:
                 raise DataError(f"{path}: field '[{n}].image_id' missing (or give 'file_name')")
             bbox = rec.get("bbox")
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
                 raise DataError(f"{path}: field '[{n}].bbox' must be [x, y, w, h] numbers")
+            # Python's json reads NaN/Infinity; such a box would put NaN into every keypoint and output file
+            if not all(math.isfinite(v) for v in bbox):
+                raise DataError(f"{path}: field '[{n}].bbox' {bbox} holds NaN or infinity")
+            if bbox[2] < 0 or bbox[3] < 0:  # not a detector's output: most likely [x1, y1, x2, y2] with x2 < x1
+                raise DataError(f"{path}: field '[{n}].bbox' {bbox} has a negative width or height "
+                                "(COCO boxes are [x, y, w, h])")
             score = rec.get("score", 1.0)
-            if not isinstance(score, (int, float)):
-                raise DataError(f"{path}: field '[{n}].score' must be a number")
-            if rec.get("category_id", 1) != 1 or score < det.score_thr or bbox[2] <= 0 or bbox[3] <= 0:
+            if not (_is_number(score) and math.isfinite(score)):
+                raise DataError(f"{path}: field '[{n}].score' must be a finite number, got {score!r}")
+            if rec.get("category_id", 1) != 1 or score < det.score_thr:
+                continue
+            if bbox[2] == 0 or bbox[3] == 0:  # a degenerate box has no pixels to crop
+                degenerate.append(n)
                 continue
             entry = ([float(v) for v in bbox], float(score))
             if "file_name" in rec:
                 det.by_name.setdefault(Path(str(rec["file_name"])).name, []).append(entry)
             else:
                 det.by_id.setdefault(str(rec["image_id"]), []).append(entry)
+        if degenerate:
+            shown = ", ".join(f"[{n}]" for n in degenerate[:5]) + (", ..." if len(degenerate) > 5 else "")
+            warnings.warn(f"{path}: skipped {len(degenerate)} detection(s) of zero width or height ({shown})",
+                          stacklevel=2)
         return det
 
     def lookup(self, image_id: int | str, file_name: str | None = None) -> PersonBoxes:
@@ -144,6 +160,11 @@ class DetectionFile:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_name.values()) + sum(len(v) for v in self.by_id.values())
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number (``True``/``False`` are ints to Python but not numbers in a detection file)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def box_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, score_thr: float = 0.3,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from prunepose.atomic import atomic_write
 from prunepose.errors import DataError, PrunePoseError
+from prunepose.outpaths import output_dir
 
 
 class PredictionWriter:
@@ -100,21 +102,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     src = Path(args.src)
     kind = source_kind(src)  # checks the path (missing, unsupported, empty folder) before loading a model
+    out_dir = output_dir(args.out, "--out")  # a file / read-only place: one line now, not a traceback later
+    if args.det_file is not None:  # read (and checked) again by the estimator; a bad record fails here, at once
+        from prunepose.api.boxes import DetectionFile
+
+        with warnings.catch_warnings():  # the estimator's reading warns; once is enough
+            warnings.simplefilter("ignore")
+            DetectionFile.load(args.det_file, args.det_thr)
     boxes = np.array(args.box, dtype=np.float64) if args.box else None
     est = PoseEstimator2D(model=args.model, checkpoint=args.checkpoint, device=args.device,
                           batch_size=args.batch_size, flip=args.flip, kpt_thr=args.kpt_thr)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fps = video_info(src)["fps"] if kind == "video" else 0.0
     writer = PredictionWriter(out_dir / "predictions.json")
     overlays = None if args.no_images else OverlayWriter(out_dir, src.stem if kind == "video" else None, fps)
-    n_frames, n_persons, empty, small, tokens = 0, 0, [], [], []
+    n_frames, n_persons, n_poses, empty, small, tokens = 0, 0, 0, [], [], []
     failure: PrunePoseError | None = None  # a bad frame/image midway: keep what was done, then exit 2
     t0 = time.perf_counter()
     try:
         for res in est.stream(src, boxes=boxes, det_file=args.det_file, track=not args.no_track,
                               det_score_thr=args.det_thr, keep_images=overlays is not None):
             writer.add(res.to_json())
+            n_poses += len(res)
             found = res.found()
             n_persons += int(found.sum())
             if not found.any():
@@ -135,7 +143,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     unit = "frame" if kind == "video" else "image"
     summary = {
-        "source": str(src), "kind": kind, f"{unit}s": n_frames, "persons_found": n_persons,
+        "source": str(src), "kind": kind, f"{unit}s": n_frames, "poses_written": n_poses, "persons_found": n_persons,
         f"{unit}s_without_person": empty, "model": est.config.name, "backend": est.backend.name,
         "device": est.backend.device, "flip": est.flip, "kpt_thr": round(est.kpt_thr, 4),
         "tokens_per_stage": [est.token_grid[0] * est.token_grid[1]]
@@ -156,7 +164,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _print_summary(s: dict[str, Any], unit: str, est: Any) -> None:
-    print(f"prunepose predict: {s[unit + 's']} {unit}(s) of {s['source']}, {s['persons_found']} person(s) found "
+    # poses_written counts every box's pose (all are in predictions.json, low-score ones too: COCO AP ranks
+    # them); persons_found only those with a keypoint >= kpt_thr. Saying just "0 person(s)" beside a file
+    # holding a pose read as a contradiction.
+    print(f"prunepose predict: {s[unit + 's']} {unit}(s) of {s['source']}, {s['poses_written']} pose(s) written, "
+          f"{s['persons_found']} with a keypoint scoring >= {s['kpt_thr']:g} "
           f"[{s['model']}, {s['backend']} on {s['device']}, flip {'on' if s['flip'] else 'off'}]")
     if s["tokens_per_stage"]:
         print(f"  visual tokens / stage {' -> '.join(f'{v:g}' for v in s['tokens_per_stage'])} (mean per person)")
@@ -164,7 +176,7 @@ def _print_summary(s: dict[str, Any], unit: str, est: Any) -> None:
     empty = s[unit + "s_without_person"]
     if empty:
         print(f"  no person found in    {len(empty)} {unit}(s): {_format_frames(empty)} "
-              f"(every keypoint score < {s['kpt_thr']})")
+              f"(every keypoint score < {s['kpt_thr']}; their low-score poses are still in predictions.json)")
     small = s[unit + "s_smaller_than_input"]
     if small:
         w, h = s["input_size"]

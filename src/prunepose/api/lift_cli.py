@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prunepose.errors import ConfigError
+from prunepose.outpaths import output_dir
 
 
 def _image_size(args: argparse.Namespace, track: Any) -> tuple[float, float]:
@@ -53,6 +54,7 @@ def cmd_lift(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
     if args.animate is not None and Path(args.animate).suffix.lower() not in (".gif", ".mp4"):
         raise ConfigError(f"--animate {args.animate}: the animation must be a .gif or .mp4 file")
+    out_dir = output_dir(args.out, "--out")  # before the model runs: a bad --out fails in one line, at once
     track = read_track(args.src, person=args.person)
     if args.person is not None and track.kind != "json":
         raise ConfigError("--person picks a person in JSON detections; an array holds one person already")
@@ -61,7 +63,6 @@ def cmd_lift(args: argparse.Namespace) -> int:
     lifter = Lifter3D(model=args.model, checkpoint=args.checkpoint, device=args.device, flip=not args.no_flip,
                       batch_size=args.batch_size, min_score=args.min_score)
     res = lifter(track.keypoints, image_size=image_size, layout=layout, scores=track.scores)
-    out_dir = Path(args.out)
     record = {"source": str(track.source), "frame_ids": track.frame_ids, "person": args.person,
               "notes": track.notes, **res.to_json()}
     text = json.dumps(record) + "\n"

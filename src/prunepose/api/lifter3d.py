@@ -20,6 +20,7 @@ Seq2frame (TPC) models: one window centred on every frame (edge-padded), its cen
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from prunepose.api.results3d import Results3D
 from prunepose.errors import PrunePoseError
 from prunepose.paths import bundled_weights
 from prunepose.pruning.temporal import TIE_BREAKS
-from prunepose.skeletons import H36M17
+from prunepose.skeletons import H36M17, get_skeleton
 
 DEFAULT_WEIGHTS = "lifter3d_default"
 
@@ -197,6 +198,44 @@ def _check_keypoints(keypoints2d: Any, scores: Any) -> tuple[np.ndarray, np.ndar
     return kpts, scores
 
 
+#: A joint further than this many frame sizes outside the frame is not a pixel coordinate of that frame.
+#: Lifters are trained on joints inside the frame (normalised to [-1, 1]); a person partly out of view puts
+#: joints beyond the border, but not a whole frame beyond it. 1e30 px overflowed float32 to NaN poses.
+OUTSIDE_FRAMES = 1.0
+
+#: Frames whose joints all lie within this many pixels of each other carry no pose (all-zero rows are how
+#: several tools write "no detection"); the lifter would turn them into a plausible-looking average pose.
+MIN_EXTENT_PX = 2.0
+
+
+def _check_inside(kpts: np.ndarray, w: float, h: float, layout: str) -> None:
+    """Refuse (finite) input joints further than `OUTSIDE_FRAMES` frame sizes outside the ``w`` x ``h`` frame."""
+    size = np.array([w, h])
+    with np.errstate(invalid="ignore"):  # NaN = missing joint: never "far"
+        far = (np.abs(kpts - size / 2) > size / 2 + OUTSIDE_FRAMES * size).any(axis=-1)
+    if far.any():
+        t, j = (int(v[0]) for v in np.nonzero(far))
+        x, y = kpts[t, j]
+        names = get_skeleton(layout).keypoint_names  # layouts are named after their skeletons
+        raise PrunePoseError(f"keypoints2d: frame {t}, joint {names[j]!r} at ({x:.4g}, {y:.4g}) px lies more than "
+                             f"a frame size outside the {w:g}x{h:g} frame ({int(far.sum())} joint(s) in all); "
+                             "check image_size (--image-size) and that the keypoints are pixels")
+
+
+def _check_extent(h36m: np.ndarray) -> None:
+    """Warn about (or, when every frame is one, refuse) frames whose joints collapse onto one spot."""
+    extent = np.ptp(h36m, axis=1).max(axis=-1)  # (T,) largest of the x and y spans of each frame's joints
+    flat = np.flatnonzero(extent < MIN_EXTENT_PX)
+    if len(flat) == len(extent):
+        raise PrunePoseError(f"keypoints2d: in every frame all joints lie within {MIN_EXTENT_PX:g} px of each other "
+                             "(all zeros?): there is no pose to lift; mark missing joints as NaN or with low scores")
+    if len(flat):
+        warnings.warn(f"keypoints2d: {len(flat)} of {len(extent)} frame(s) have all joints within "
+                      f"{MIN_EXTENT_PX:g} px of each other (all zeros?), first {flat[:5].tolist()}: their 3D poses "
+                      "are meaningless; mark missing joints as NaN or with low scores to interpolate them",
+                      stacklevel=3)
+
+
 # ------------------------------------------------------------------------------------------ the lifter
 
 
@@ -260,18 +299,24 @@ class Lifter3D:
         w, h = _check_image_size(image_size)
         kpts, scores = _check_keypoints(keypoints2d, scores)
         check_layout(layout, kpts.shape[1])
+        _check_inside(kpts, w, h, layout)
         gone = missing_mask(kpts, scores, self.min_score)
         kpts = np.where(gone[..., None], np.nan, kpts)
         h36m = to_h36m(kpts, layout)
         filled = ~np.isfinite(h36m).all(axis=-1)
         h36m = fill_missing(h36m, filled, lambda j: f"joint {H36M17.keypoint_names[j]!r} "
                                                     f"(from {source_names(layout, j)})")
+        _check_extent(h36m)
         # in float32 as the training clips are (`H36MSequence.pose2d`), so equal pixels give equal inputs
         x = normalize_screen(h36m.astype(np.float32), w, h)
         if self.config.in_channels == 3:
             conf = np.ones(x.shape[:-1]) if scores is None else np.nan_to_num(scores_to_h36m(scores, layout))
             x = np.concatenate([x, np.where(filled, 0.0, conf)[..., None]], axis=-1)
         poses, kept = self._run(torch.from_numpy(x.astype(np.float32)))
+        if not np.isfinite(poses).all():  # never hand NaN on to files; name where it came from
+            frames = np.flatnonzero(~np.isfinite(poses).all(axis=(1, 2)))
+            raise PrunePoseError(f"{self.config.name} gave NaN/infinite 3D poses on {len(frames)} frame(s), "
+                                 f"first {frames[:5].tolist()}: are the weights intact?")
         return Results3D(poses3d=poses, keypoints2d=h36m.astype(np.float32), filled=filled, kept_frames=kept,
                          image_size=(w, h), model=self.config.name, layout=layout)
 

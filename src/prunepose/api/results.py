@@ -100,6 +100,11 @@ class Results2D:
         ``score`` (:meth:`person_scores`), ``bbox`` ``[x, y, w, h]`` (the crop box), and ``track_id`` on tracked
         videos. Loadable by pycocotools ``COCO.loadRes`` when ``image_id`` is the annotation's id (COCO file
         names give it)."""
+        bad = [p for p in range(len(self)) if not all(np.isfinite(a[p]).all()
+                                                      for a in (self.keypoints, self.scores, self.boxes))]
+        if bad:  # JSON has no NaN: json.dumps would write a file no strict reader (pycocotools, JS) can load
+            raise PrunePoseError(f"{self.source}: image {self.image_id!r}, person #{bad[0]}: the pose holds NaN or "
+                                 "infinite values (non-finite box or model output; are the weights intact?)")
         scores = self.person_scores()
         out = []
         for p in range(len(self)):
@@ -160,7 +165,7 @@ class Results2D:
             out[pruned] = (out[pruned].astype(np.float32) * dim).astype(np.uint8)
         skeleton = get_skeleton(self.skeleton)
         for p in range(len(self)):
-            if draw_boxes:
+            if draw_boxes and np.isfinite(self.boxes[p]).all():
                 x1, y1, x2, y2 = (int(round(float(v))) for v in self.boxes[p])
                 cv2.rectangle(out, (x1, y1), (x2, y2), (0, 200, 255), 1, cv2.LINE_AA)
             kpts = np.asarray(self.keypoints[p], dtype=np.float64)

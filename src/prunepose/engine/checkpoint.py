@@ -43,12 +43,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     try:
         state = torch.load(source, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        # torch's weights_only messages run to many lines; the first one says what went wrong.
-        detail = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise PrunePoseError(
-            f"checkpoint {source} is corrupt or not loadable with weights_only=True "
-            f"({type(exc).__name__}: {detail})"
-        ) from exc
+        from prunepose.weights import torch_load_error  # local: weights imports nothing from the engine
+
+        raise torch_load_error(source, exc) from None
     if not isinstance(state, dict):
         raise PrunePoseError(f"checkpoint {source} holds a {type(state).__name__}, expected a dict")
     return state

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prunepose.errors import ConfigError, PrunePoseError
+from prunepose.outpaths import output_file
 
 
 def load_model(model: str | None, checkpoint: str | None) -> tuple[Any, dict[str, Any]]:
@@ -64,8 +65,10 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
     if args.check_batch < 1:
         raise ConfigError(f"--check-batch must be >= 1, got {args.check_batch}")
+    if args.out:  # a folder or read-only place: say so before building and tracing the model
+        output_file(args.out, "--out", ".onnx")
     model, provenance = load_model(args.model, args.checkpoint)
-    out = Path(args.out) if args.out else Path("outputs/export") / f"{model.config.name}.onnx"
+    out = output_file(args.out or Path("outputs/export") / f"{model.config.name}.onnx", "--out", ".onnx")
     path = export_onnx(model, out, opset=args.opset, dynamic_batch=not args.static_batch, metadata=provenance)
     size = path.stat().st_size / 2**20
     print(f"wrote {path} ({size:.1f} MiB) and {path.with_suffix('.json')}")
