@@ -137,6 +137,7 @@ def _train_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: 
     from prunepose.engine.trainer import Trainer
     from prunepose.tasks.lifting import build_lifting_datasets, evaluate_lifting, lifting_loss
 
+    _init_lifter(model, args.init, cfg.get("init") or {})
     train_set, test_set, _ = build_lifting_datasets(cfg, model.config)
     tcfg = _train_config(args, cfg)
     test_cfg = cfg.get("test") or {}
@@ -148,6 +149,26 @@ def _train_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: 
 
     trainer = Trainer(model, train_set, lifting_loss, tcfg, evaluate_fn=evaluate_fn)
     return _fit(trainer, args)
+
+
+def _init_lifter(model, cli_init: str | None, cfg_init: dict) -> None:  # noqa: ANN001
+    """Starting weights of a lifter (``--init`` or the config's ``init``). A HoT model also accepts its
+    unpruned twin's checkpoint (MixSTE -> HoT-MixSTE): every twin weight must land and only TPC/TRA stay
+    at their initial values (`prunepose.models.lifting.twin`); anything else loads strictly."""
+    from prunepose.models.lifting.twin import is_hot, load_twin_into_hot
+    from prunepose.weights import load_weights, read_state_dict
+
+    path = cli_init or cfg_init.get("checkpoint")
+    if not path:
+        return
+    if is_hot(model) and not any(k.startswith(("pruning.", "recovery.")) for k in read_state_dict(path)):
+        fresh = load_twin_into_hot(model, path)
+        print(f"init: {path} is the unpruned twin; {len(fresh)} HoT weights start fresh "
+              f"({', '.join(sorted({k.split('.')[0] for k in fresh}))})")
+        return
+    strict = True if cli_init else bool(cfg_init.get("strict", True))
+    load_weights(model, path, strict=strict)
+    print(f"init: weights from {path}")
 
 
 def _training_extras(cfg: dict, model, tcfg, num_samples: int):  # noqa: ANN001, ANN202
