@@ -169,8 +169,8 @@ def test_batching_and_multiple_images_do_not_change_answers(ppt_weights: Path) -
     assert one[0].box_origin == "explicit" and one[0].boxes.shape == (3, 4)
 
 
-def test_whole_image_default_box_and_mask_plot(ppt_weights: Path) -> None:
-    est = PoseEstimator2D(checkpoint=ppt_weights)
+def test_whole_image_box_without_detector_and_mask_plot(ppt_weights: Path) -> None:
+    est = PoseEstimator2D(checkpoint=ppt_weights, detector=None)
     res = est(ASTRONAUT)[0]
     assert res.box_origin == "whole image" and res.boxes[0].tolist() == [0, 0, 511, 511]
     plain = res.plot(kept_mask=True, kpt_thr=math.inf, draw_boxes=False)  # no skeleton: only the mask
@@ -369,7 +369,8 @@ def test_video_frames_match_single_images(ppt_weights: Path, tmp_path: Path) -> 
         alone = single.predict_image(frame, box)
         tol = keypoint_tolerance(rec.calls[-1][1]["heatmaps"], alone.crop_affines, codec)
         assert_keypoints_within(r.keypoints, alone.keypoints, tol)
-    tracked = est(tmp_path / "clip.mp4")  # default: tracked from the whole first frame
+    # without a detector: tracked from the whole first frame
+    tracked = PoseEstimator2D(checkpoint=ppt_weights, batch_size=4, detector=None)(tmp_path / "clip.mp4")
     assert len(tracked) == 6 and tracked[0].box_origin == "whole image"
     assert all(r.track_ids is not None for r in tracked)
 

@@ -59,7 +59,7 @@ def test_predict_folder_of_real_images(ppt: str, tmp_path: Path, capsys: pytest.
     out = tmp_path / "out"
     assert main(["predict", str(src), "--checkpoint", ppt, "--out", str(out), "--batch-size", "2"]) == 0
     records = json.loads((out / "predictions.json").read_text())
-    assert sorted(r["image_id"] for r in records) == sorted(int(Path(n).stem) for n in names)  # COCO ids
+    assert sorted({r["image_id"] for r in records}) == sorted(int(Path(n).stem) for n in names)  # COCO ids
     assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in records)
     for name in names:
         shown = cv2.imread(str(out / f"{Path(name).stem}_pose.jpg"))
@@ -108,7 +108,8 @@ def test_truncated_video_keeps_partial_results(ppt: str, tmp_path: Path, capsys:
     data = (tmp_path / "full.avi").read_bytes()
     (tmp_path / "cut.avi").write_bytes(data[: len(data) * 6 // 10])
     out = tmp_path / "out"
-    assert main(["predict", str(tmp_path / "cut.avi"), "--checkpoint", ppt, "--out", str(out), "--quiet"]) == 2
+    assert main(["predict", str(tmp_path / "cut.avi"), "--checkpoint", ppt, "--out", str(out), "--quiet",
+                 "--no-detector"]) == 2  # synthetic frames hold no person for the detector: whole-frame poses
     err = capsys.readouterr().err
     assert "cut.avi: video broke off after" in err and "predictions.json" in err
     done = int(err.split("broke off after ")[1].split(" ")[0])

@@ -3,11 +3,18 @@
 Outputs in ``--out`` (default ``outputs/predict``):
 
 * ``predictions.json``: COCO keypoint results (``image_id`` = file stem, as an int for COCO-style numeric
-  names; the frame index for a video). Rewritten atomically every few seconds and once more when the run
-  ends or fails, so a long video that breaks off midway still leaves the results of the frames read;
+  names; the frame index for a video; ``bbox`` the person box, ``score`` the rescored pose score,
+  ``track_id`` on videos), loadable by pycocotools ``COCO.loadRes``. Rewritten atomically every few
+  seconds and once more when the run ends or fails, so a long video that breaks off midway still leaves
+  the results of the frames read;
 * ``<name>_pose.jpg`` per image, or ``<video stem>_pose.mp4`` for a video (skeletons, boxes, pruned tokens
   darkened), unless ``--no-images``;
+* ``predictions.csv`` with ``--csv``: one row per person per image/frame (``prunepose.api.csvout``);
 * ``summary.json``: the printed summary as data.
+
+Person boxes: ``--box``, else ``--det-file``, else the bundled person detector (``prunepose.detect``; on
+videos every ``--det-every`` frames with keypoint tracking between, stable ``track_id``), else with
+``--no-detector`` the whole image. No person found is a normal, empty result (exit 0, reported).
 
 Headless: nothing opens a window. Bad input -> ``prunepose: error: ...`` and exit code 2.
 """
@@ -23,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from prunepose.api.csvout import CsvWriter
 from prunepose.atomic import atomic_write
 from prunepose.errors import DataError, PrunePoseError
 from prunepose.outpaths import output_dir
@@ -97,10 +105,13 @@ def _format_frames(indices: list[int], limit: int = 12) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from prunepose.api.estimator2d import PoseEstimator2D
+    from prunepose.api.estimator2d import DEFAULT_DET_THR, PoseEstimator2D
     from prunepose.api.sources import source_kind, video_info
 
     src = Path(args.src)
+    detector_thr = DEFAULT_DET_THR if args.det_thr is None else args.det_thr
+    if args.det_thr is None:
+        args.det_thr = 0.0  # --det-file records: all kept unless a threshold is given
     kind = source_kind(src)  # checks the path (missing, unsupported, empty folder) before loading a model
     out_dir = output_dir(args.out, "--out")  # a file / read-only place: one line now, not a traceback later
     if args.det_file is not None:  # read (and checked) again by the estimator; a bad record fails here, at once
@@ -111,9 +122,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             DetectionFile.load(args.det_file, args.det_thr)
     boxes = np.array(args.box, dtype=np.float64) if args.box else None
     est = PoseEstimator2D(model=args.model, checkpoint=args.checkpoint, device=args.device,
-                          batch_size=args.batch_size, flip=args.flip, kpt_thr=args.kpt_thr)
+                          batch_size=args.batch_size, flip=args.flip, kpt_thr=args.kpt_thr,
+                          detector=None if args.no_detector else "auto", det_thr=detector_thr,
+                          max_people=args.max_people, det_every=args.det_every, det_size=args.det_size)
     fps = video_info(src)["fps"] if kind == "video" else 0.0
     writer = PredictionWriter(out_dir / "predictions.json")
+    table = CsvWriter(out_dir / "predictions.csv", list(est.skeleton.keypoint_names)) if args.csv else None
     overlays = None if args.no_images else OverlayWriter(out_dir, src.stem if kind == "video" else None, fps)
     n_frames, n_persons, n_poses, empty, small, tokens = 0, 0, 0, [], [], []
     failure: PrunePoseError | None = None  # a bad frame/image midway: keep what was done, then exit 2
@@ -122,6 +136,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for res in est.stream(src, boxes=boxes, det_file=args.det_file, track=not args.no_track,
                               det_score_thr=args.det_thr, keep_images=overlays is not None):
             writer.add(res.to_json())
+            if table is not None:
+                table.add(res)
             n_poses += len(res)
             found = res.found()
             n_persons += int(found.sum())
@@ -138,6 +154,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         failure = exc
     finally:
         writer.flush()  # what was predicted so far is on disk whatever happened
+        if table is not None:
+            table.flush()
         if overlays is not None:
             overlays.close()
     elapsed = time.perf_counter() - t0
@@ -150,7 +168,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         + [round(float(v), 1) for v in np.mean(tokens, axis=0)] if tokens else [],
         "ms_per_" + unit: round(1000 * elapsed / max(1, n_frames), 1),
         f"{unit}s_smaller_than_input": small, "input_size": list(est.input_size),
-        "predictions": str(writer.path), "overlays": [str(p) for p in overlays.written] if overlays else [],
+        "person_boxes": _box_source(args, est), "predictions": str(writer.path),
+        "table": str(table.path) if table is not None else None,
+        "overlays": [str(p) for p in overlays.written] if overlays else [],
         "error": str(failure) if failure else None,
     }
     atomic_write(out_dir / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
@@ -161,6 +181,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise failure
         raise DataError(f"{failure} -- results of the {n_frames} {unit}(s) done before are in {writer.path}")
     return 0
+
+
+def _box_source(args: argparse.Namespace, est: Any) -> str:
+    """Where the person boxes came from, for the summary."""
+    if args.box:
+        return "--box"
+    if args.det_file:
+        return f"--det-file {args.det_file}"
+    if est.detector is None:
+        return "whole image"
+    return repr(est.detector)
 
 
 def _print_summary(s: dict[str, Any], unit: str, est: Any) -> None:
@@ -191,14 +222,28 @@ def _print_summary(s: dict[str, Any], unit: str, est: Any) -> None:
 
 def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="2D keypoints for an image, a folder of images or a video",
-                              description="Top-down 2D pose estimation. Person boxes: --box, --det-file, tracking "
-                                          "on videos, else the whole image. Writes predictions.json (COCO results), "
+                              description="Top-down 2D pose estimation. Person boxes: --box, --det-file, else the "
+                                          "bundled person detector (videos: detection every --det-every frames, "
+                                          "keypoint tracking between, stable track ids); --no-detector: the whole "
+                                          "image. Writes predictions.json (COCO results), "
                                           "overlay pictures / video and summary.json; never opens a window.")
     p.add_argument("src", help="image, folder of images, or video (.mp4 .avi .mov .mkv ...)")
     p.add_argument("--model", help="registry model name (needed when the weights have no JSON beside them)")
     p.add_argument("--checkpoint", help="weights (.safetensors/.pt) or an exported .onnx (default: bundled weights)")
     p.add_argument("--det-file", help="COCO detection JSON (image_id/file_name, bbox xywh, score, category_id)")
-    p.add_argument("--det-thr", type=float, default=0.0, help="drop detections scoring below this (default 0)")
+    p.add_argument("--det-thr", type=float, default=None,
+                   help="drop person detections scoring below this (default 0.3 for the bundled detector, "
+                        "0 for --det-file)")
+    p.add_argument("--max-people", type=int, default=None, help="at most this many people per image (detector)")
+    p.add_argument("--det-every", type=int, default=5,
+                   help="video: run the detector every N frames, follow people by their keypoints in between "
+                        "(default 5)")
+    p.add_argument("--det-size", type=int, default=416,
+                   help="detector input long side, multiple of 32 (default 416; 640 finds smaller people, slower)")
+    p.add_argument("--no-detector", action="store_true",
+                   help="no person detector: one pose for the whole image (videos: tracked from the whole frame)")
+    p.add_argument("--csv", action="store_true",
+                   help="also write predictions.csv: one row per person per image/frame (track id, box, keypoints)")
     p.add_argument("--box", type=float, nargs=4, action="append", metavar=("X1", "Y1", "X2", "Y2"),
                    help="person box in image px (repeatable; on a video it seeds the tracker)")
     p.add_argument("--no-track", action="store_true",

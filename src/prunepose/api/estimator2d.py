@@ -10,9 +10,13 @@ Example::
 
     from prunepose import PoseEstimator2D
     est = PoseEstimator2D()                                  # bundled default weights
-    results = est("person.jpg")                              # list[Results2D], one per image
-    results[0].keypoints, results[0].scores                  # (P, K, 2) px, (P, K)
-    for r in est.stream("walk.mp4"): ...                      # lazy, frame by frame, boxes tracked
+    results = est("group.jpg")                               # list[Results2D], one per image
+    results[0].keypoints, results[0].scores                  # (P, K, 2) px, (P, K): every person found
+    results[0].boxes, results[0].box_scores                  # (P, 4) xyxy detector boxes, (P,)
+    for r in est.stream("street.mp4"): r.track_ids           # lazy, frame by frame, stable person ids
+
+Person boxes come from the bundled person detector (:mod:`prunepose.detect`, YOLOX-Nano on onnxruntime)
+unless ``boxes`` / ``det_file`` are given; on images duplicate poses of one person are removed by OKS-NMS.
 """
 from __future__ import annotations
 
@@ -30,8 +34,16 @@ from prunepose.api.sources import Frame, Source, check_array, iter_frames, sourc
 from prunepose.codecs.heatmap import HeatmapCodec, flip_heatmaps, input_to_image
 from prunepose.codecs.simcc import flip_test_logits
 from prunepose.data.transforms import box_to_center_scale, get_affine_transform, normalize_image, warp_image
+from prunepose.detect.posenms import suppress_duplicate_poses
 from prunepose.errors import ConfigError, PrunePoseError
 from prunepose.skeletons import get_skeleton
+
+#: ``Results2D.box_origin`` of boxes from the person detector on still images (OKS-NMS applies to those).
+DETECTOR_ORIGIN = "person detector"
+
+#: Default detector score threshold of the pose pipeline (``docs/results-2d.md``: recall and keypoint AP
+#: against the threshold on real COCO images).
+DEFAULT_DET_THR = 0.3
 
 
 class PoseEstimator2D:
@@ -48,12 +60,26 @@ class PoseEstimator2D:
             ``kpt_thr`` calibrated for these weights when their JSON has one
             (``scripts/distill/calibrate_kpt_thr.py``), else :func:`default_kpt_thr` of the model (0.3 for
             heatmap models, about 0.03 for SimCC/GTPT).
+        detector: where person boxes come from when no ``boxes``/``det_file`` are given: ``"auto"`` (default)
+            the bundled person detector (the whole image, as before, when onnxruntime or its weights are
+            missing), a path to a YOLOX ``.onnx``, a :class:`~prunepose.detect.PersonDetector` (or any callable
+            ``image -> (xyxy, scores)``), or ``None`` for the whole image (one pose per image).
+        det_thr: detector score threshold. max_people: keep the ``max_people`` highest-scoring boxes per image.
+        det_every: on videos, run the detector on every ``det_every``-th frame and follow people by their
+            keypoints in between (:class:`~prunepose.detect.tracking.DetectionTracker`).
+        det_size: detector input long side in px (416 default; 640 finds more small people, slower).
     """
 
     def __init__(self, model: str | None = None, checkpoint: str | Path | None = None, device: str = "cpu",
-                 batch_size: int = 16, flip: bool = False, kpt_thr: float | None = None) -> None:
+                 batch_size: int = 16, flip: bool = False, kpt_thr: float | None = None, detector: Any = "auto",
+                 det_thr: float = DEFAULT_DET_THR, max_people: int | None = None, det_every: int = 5,
+                 det_size: int = 416) -> None:
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if int(det_every) < 1:
+            raise ConfigError(f"det_every must be >= 1, got {det_every}")
+        self.det_every = int(det_every)
+        self.detector = make_detector(detector, det_thr, max_people, det_size)
         self.batch_size = int(batch_size)
         self.flip = bool(flip)
         self.backend: PoseBackend
@@ -96,11 +122,11 @@ class PoseEstimator2D:
                                 keep_images=keep_images))
 
     def predict_image(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray | None = None) -> Results2D:
-        """One (H, W, 3) uint8 BGR image; ``boxes_xyxy`` (P, 4) image px, default the whole image."""
+        """One (H, W, 3) uint8 BGR image; ``boxes_xyxy`` (P, 4) image px, default the detector's (see ``detector``)."""
         image = check_array(image_bgr)
         h, w = image.shape[:2]
-        boxes = whole_image_box(w, h) if boxes_xyxy is None else explicit_boxes(boxes_xyxy, w, h)
-        return self._infer([(Frame(image, "array", None, 0, "array_0000"), boxes)])[0]
+        boxes = self._default_boxes(image) if boxes_xyxy is None else explicit_boxes(boxes_xyxy, w, h)
+        return self._post(self._infer([(Frame(image, "array", None, 0, "array_0000"), boxes)])[0])
 
     def stream(self, source: Source, boxes: Any = None, det_file: str | Path | None = None, track: bool = True,
                det_score_thr: float = 0.0, keep_images: bool = True) -> Iterator[Results2D]:
@@ -108,9 +134,11 @@ class PoseEstimator2D:
 
         ``source``: image path, folder of images, video path, (H, W, 3) uint8 BGR array, or a list of these.
         Person boxes (see :mod:`prunepose.api.boxes`): ``boxes`` (P, 4) ``xyxy`` for every image, or
-        ``det_file`` (COCO detection JSON, records below ``det_score_thr`` dropped), else the whole image.
-        On a single video with ``track=True`` boxes follow the previous frame's keypoints (``boxes`` seed the
-        first frame). ``keep_images=False`` drops the pixels from the results (long videos, no plotting).
+        ``det_file`` (COCO detection JSON, records below ``det_score_thr`` dropped), else the person detector
+        (``detector``; the whole image when it is ``None``). No person detected is an empty result, not an
+        error. On a single video with ``track=True`` people are tracked with stable ``track_ids``: detector
+        boxes every ``det_every`` frames, each person's previous keypoints in between (``boxes`` instead seed
+        the keypoint tracker on the first frame). ``keep_images=False`` drops the pixels from the results.
 
         Path problems are raised before the first result. A bad image in a list/folder, or a video that breaks off
         midway (:class:`~prunepose.api.sources.VideoReadError`), raises after the results of everything read
@@ -135,7 +163,7 @@ class PoseEstimator2D:
                 elif boxes is not None:
                     person_boxes = explicit_boxes(boxes, w, h, "boxes")
                 else:
-                    person_boxes = whole_image_box(w, h)
+                    person_boxes = self._default_boxes(frame.image)
                 pending.append((frame, person_boxes))
                 n_crops += len(person_boxes)
                 if n_crops >= self.batch_size:
@@ -151,24 +179,55 @@ class PoseEstimator2D:
         if not pending:
             return
         for res in self._infer(pending):
+            res = self._post(res)
             if not keep_images:
                 res.image = None
             yield res
 
     def _stream_tracked(self, frames: Iterator[Frame], seed: Any, keep_images: bool) -> Iterator[Results2D]:
-        """Frame by frame: the boxes of frame t come from the poses of frame t-1 (cannot batch across frames)."""
-        tracker = KeypointBoxTracker(score_thr=self.kpt_thr)
+        """Frame by frame: the boxes of frame t come from the poses of frame t-1 (cannot batch across frames).
+
+        With a detector and no seed boxes: :class:`DetectionTracker` (detections every ``det_every`` frames);
+        otherwise the keypoint-only :class:`KeypointBoxTracker` (seeded by ``boxes``, else the whole frame).
+        """
+        from prunepose.detect.tracking import DetectionTracker
+
+        tracker: KeypointBoxTracker | DetectionTracker
+        if self.detector is not None and seed is None:
+            tracker = DetectionTracker(self.detector, det_every=self.det_every, score_thr=self.kpt_thr,
+                                       max_people=getattr(self.detector, "max_people", None),
+                                       sigmas=tuple(self.skeleton.sigmas))
+        else:
+            tracker = KeypointBoxTracker(score_thr=self.kpt_thr)
         first = True
-        for frame in frames:
+        for n, frame in enumerate(frames):
             h, w = frame.image.shape[:2]
             if first and seed is not None:
-                tracker.seed(explicit_boxes(seed, w, h, "boxes").xyxy)
+                tracker.seed(explicit_boxes(seed, w, h, "boxes").xyxy)  # type: ignore[union-attr]
             first = False
-            res = self._infer([(frame, tracker.boxes(w, h))])[0]
+            person_boxes = tracker.boxes(n, frame.image) if isinstance(tracker, DetectionTracker) else \
+                tracker.boxes(w, h)
+            res = self._infer([(frame, person_boxes)])[0]
             res.track_ids = tracker.update(res.keypoints, res.scores)
             if not keep_images:
                 res.image = None
             yield res
+
+    def _default_boxes(self, image: np.ndarray) -> PersonBoxes:
+        """The detector's boxes for an image (possibly none), or the whole image without a detector."""
+        h, w = image.shape[:2]
+        if self.detector is None:
+            return whole_image_box(w, h)
+        xyxy, scores = self.detector(image)
+        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        return PersonBoxes(xyxy, np.asarray(scores, dtype=np.float64).reshape(-1), np.full(len(xyxy), 1.25),
+                           DETECTOR_ORIGIN)
+
+    def _post(self, res: Results2D) -> Results2D:
+        """OKS-NMS on detector boxes: two boxes on one person give one pose (the higher-scoring one)."""
+        if res.box_origin == DETECTOR_ORIGIN and len(res) > 1:
+            return suppress_duplicate_poses(res, self.skeleton.sigmas)
+        return res
 
     def _crop(self, image: np.ndarray, box_xyxy: np.ndarray, padding: float) -> tuple[np.ndarray, np.ndarray,
                                                                                         np.ndarray, np.ndarray]:
@@ -238,6 +297,27 @@ class PoseEstimator2D:
                 track_ids=None if boxes.track_ids is None else boxes.track_ids.copy()))
             pos += n
         return results
+
+
+def make_detector(detector: Any, det_thr: float, max_people: int | None, det_size: int) -> Any:
+    """The ``detector`` argument of :class:`PoseEstimator2D` -> a callable ``image -> (xyxy, scores)`` or ``None``.
+
+    ``"auto"`` falls back to ``None`` (whole image) when onnxruntime or the bundled weights are missing, so a
+    minimal install still predicts one pose per image; an explicit path or object must work or fail loudly.
+    """
+    from prunepose.detect.person import PersonDetector, detector_available
+
+    if detector is None:
+        return None
+    if isinstance(detector, str) and detector == "auto":
+        if not detector_available():
+            return None
+        return PersonDetector(score_thr=det_thr, max_people=max_people, input_size=det_size)
+    if isinstance(detector, (str, Path)):
+        return PersonDetector(detector, score_thr=det_thr, max_people=max_people, input_size=det_size)
+    if callable(detector):
+        return detector
+    raise ConfigError(f"detector must be 'auto', None, a path to an .onnx file or a callable, got {detector!r}")
 
 
 def calibrated_kpt_thr(checkpoint: str | Path | None, model: str | None) -> float | None:
