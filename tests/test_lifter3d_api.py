@@ -30,6 +30,10 @@ DATA = shared_data_dir()
 needs_h36m = pytest.mark.skipif(DATA is None or not (DATA / "h36m" / "cameras.json").is_file(),
                                 reason="shared Human3.6M data (../shared/data/h36m) not available")
 W, H = 1000, 1002
+#: Poses (metres, magnitude <= ~1) from two float32 runs of one lifter that differ in batch composition, window
+#: batching or kernels (threads, oneDNN, CPU): rounding of ~1e-7 per op accumulated over a few transformer
+#: blocks gives ~1e-6 at worst; 1e-5 m (0.01 mm) leaves margin and is still far below any error that matters.
+POSE_ATOL = 1e-5
 
 
 def _tiny(name: str = "hot_mixste_tiny", **overrides: object) -> torch.nn.Module:
@@ -82,12 +86,12 @@ def test_real_h36m_matches_the_evaluation_code() -> None:
         p1_mm = float(np.linalg.norm(res.poses3d - gt, axis=-1).mean() * 1000)
         test_clips = Seq2SeqClips(H36MLifting([seq], "gt"), f, train=False)
         metrics = evaluate_lifting(lifter.model, test_clips, progress=False)
-    np.testing.assert_allclose(res.poses3d, ref.numpy().reshape(2 * f, 17, 3), atol=1e-6)
+    np.testing.assert_allclose(res.poses3d, ref.numpy().reshape(2 * f, 17, 3), atol=POSE_ATOL)
     assert metrics["mpjpe_mm"] == pytest.approx(p1_mm, abs=1e-3)
     # the official random tie-break: the lifter's seeded noise is predict_clip's with the same generator
     rand = Lifter3D(tie_break="random", seed=5)(seq.pose2d_px(), image_size=(cam.width, cam.height), layout="h36m")
     ref_rand, _ = predict_clip(lifter.model, clips, flip=True, generator=torch.Generator().manual_seed(5))
-    np.testing.assert_allclose(rand.poses3d, ref_rand.numpy().reshape(2 * f, 17, 3), atol=1e-6)
+    np.testing.assert_allclose(rand.poses3d, ref_rand.numpy().reshape(2 * f, 17, 3), atol=POSE_ATOL)
     assert 20 < p1_mm < 400  # a trained model, not noise (the step-600 interim model scores ~176 mm on S9/S11)
 
 
@@ -112,7 +116,7 @@ def test_short_sequence_equals_padded_clip_by_hand() -> None:
     # F = 27: 17 padding frames, 8 before (copies of frame 0) and 9 after (copies of frame 9)
     padded = np.pad(px, ((8, 9), (0, 0), (0, 0)), mode="edge")
     ref = _by_hand(model, padded[None])[0, 8:18]
-    np.testing.assert_allclose(res.poses3d, ref, atol=1e-6)
+    np.testing.assert_allclose(res.poses3d, ref, atol=POSE_ATOL)
     np.testing.assert_allclose(res.poses3d[:, 0], 0.0)  # root-relative
     assert res.kept_frames is not None and len(res.kept_frames) == 1 and res.kept_frames[0].shape == (9,)
 
@@ -128,10 +132,10 @@ def test_long_sequence_equals_windows_by_hand_and_ignores_batch_size() -> None:
     res = Lifter3D(model=model)(px, (W, H), layout="h36m")
     clips = np.stack([px[0:27], px[27:54], px[33:60]])
     ref = _by_hand(model, clips)
-    np.testing.assert_allclose(res.poses3d[:54], ref[:2].reshape(54, 17, 3), atol=1e-6)
-    np.testing.assert_allclose(res.poses3d[54:], ref[2, 21:], atol=1e-6)
+    np.testing.assert_allclose(res.poses3d[:54], ref[:2].reshape(54, 17, 3), atol=POSE_ATOL)
+    np.testing.assert_allclose(res.poses3d[54:], ref[2, 21:], atol=POSE_ATOL)
     one_by_one = Lifter3D(model=model, batch_size=1)(px, (W, H), layout="h36m")
-    np.testing.assert_allclose(one_by_one.poses3d, res.poses3d, atol=1e-6)
+    np.testing.assert_allclose(one_by_one.poses3d, res.poses3d, atol=POSE_ATOL)
     np.testing.assert_array_equal(res.kept_frames[2], one_by_one.kept_frames[2])
     assert res.kept_frames[2].min() >= 33  # sequence frame indices of the last (end-aligned) window
 
@@ -144,7 +148,7 @@ def test_flip_off_is_the_plain_forward_pass() -> None:
     with torch.no_grad():
         plain = model(x).pose3d[0].numpy()
     plain[:, 0] = 0
-    np.testing.assert_allclose(res.poses3d, plain, atol=1e-6)
+    np.testing.assert_allclose(res.poses3d, plain, atol=POSE_ATOL)
     assert res.kept_frames is None  # unpruned model
 
 
@@ -157,7 +161,7 @@ def test_seq2frame_model_takes_each_window_centre() -> None:
     x = torch.from_numpy(normalize_screen(px[window].astype(np.float32), W, H).astype(np.float32))[None]
     with frame_tie_break(model, "index"):
         out = lift_clips(model, x, flip=True)
-    np.testing.assert_allclose(res.poses3d[t], out.at_frame(13)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(res.poses3d[t], out.at_frame(13)[0].numpy(), atol=POSE_ATOL)
 
 
 # ------------------------------------------------------------------------------ layouts
@@ -217,7 +221,7 @@ def test_coco_input_is_converted_before_lifting() -> None:
     res = Lifter3D(model=model)(coco, (W, H), layout="coco")
     np.testing.assert_allclose(res.keypoints2d, coco_to_h36m(coco), atol=1e-4)
     direct = Lifter3D(model=model)(coco_to_h36m(coco), (W, H), layout="h36m")
-    np.testing.assert_allclose(res.poses3d, direct.poses3d, atol=1e-6)
+    np.testing.assert_allclose(res.poses3d, direct.poses3d, atol=POSE_ATOL)
 
 
 # ------------------------------------------------------------------------------ missing joints
@@ -335,7 +339,7 @@ def test_weights_with_json_and_work_dir_config_load(tmp_path) -> None:
     px = _track(5)
     a = Lifter3D(checkpoint=tmp_path / "w.safetensors")(px, (W, H), layout="h36m")
     b = Lifter3D(model=model)(px, (W, H), layout="h36m")
-    np.testing.assert_allclose(a.poses3d, b.poses3d, atol=1e-6)
+    np.testing.assert_allclose(a.poses3d, b.poses3d, atol=POSE_ATOL)
     with pytest.raises(PrunePoseError, match="describes model 'hot_mixste_tiny'"):
         Lifter3D(model="mixste_tiny", checkpoint=tmp_path / "w.safetensors")
 
@@ -351,20 +355,21 @@ def test_training_checkpoint_finds_its_work_dir_config(tmp_path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     px = _track(5)
     ref = Lifter3D(model=model)(px, (W, H), layout="h36m").poses3d
-    np.testing.assert_allclose(Lifter3D(checkpoint=tmp_path / "last.pt")(px, (W, H), "h36m").poses3d, ref, atol=1e-6)
+    from_pt = Lifter3D(checkpoint=tmp_path / "last.pt")(px, (W, H), "h36m").poses3d
+    np.testing.assert_allclose(from_pt, ref, atol=POSE_ATOL)
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "config.yaml").unlink()
     with pytest.raises(PrunePoseError, match="no model description"):
         Lifter3D(checkpoint=tmp_path / "last.pt")
     by_yaml = Lifter3D(model=str(tmp_path / "exp.yaml"), checkpoint=tmp_path / "last.pt")
-    np.testing.assert_allclose(by_yaml(px, (W, H), "h36m").poses3d, ref, atol=1e-6)
+    np.testing.assert_allclose(by_yaml(px, (W, H), "h36m").poses3d, ref, atol=POSE_ATOL)
 
 
 def test_results_save_and_json(tmp_path) -> None:
     res = Lifter3D(model=_tiny())(_track(4), (W, H), layout="h36m")
     np.testing.assert_array_equal(np.load(res.save(tmp_path / "p.npy")), res.poses3d)
     data = json.loads(res.save(tmp_path / "p.json").read_text())
-    np.testing.assert_allclose(data["poses3d"], res.poses3d, atol=1e-6)
+    np.testing.assert_allclose(data["poses3d"], res.poses3d, atol=POSE_ATOL)
     assert data["units"] == "m" and data["joint_names"][0] == "pelvis" and data["model"] == "hot_mixste_tiny"
     with pytest.raises(PrunePoseError, match="json or .npy"):
         res.save(tmp_path / "p.csv")

@@ -211,8 +211,9 @@ MIN_EXTENT_PX = 2.0
 def _check_inside(kpts: np.ndarray, w: float, h: float, layout: str) -> None:
     """Refuse (finite) input joints further than `OUTSIDE_FRAMES` frame sizes outside the ``w`` x ``h`` frame."""
     size = np.array([w, h])
-    with np.errstate(invalid="ignore"):  # NaN = missing joint: never "far"
-        far = (np.abs(kpts - size / 2) > size / 2 + OUTSIDE_FRAMES * size).any(axis=-1)
+    finite = np.isfinite(kpts).all(axis=-1)  # NaN/inf mark a missing joint (interpolated later), never "far"
+    with np.errstate(invalid="ignore"):
+        far = finite & (np.abs(kpts - size / 2) > size / 2 + OUTSIDE_FRAMES * size).any(axis=-1)
     if far.any():
         t, j = (int(v[0]) for v in np.nonzero(far))
         x, y = kpts[t, j]
