@@ -82,6 +82,14 @@ def test_det_file_zero_size_box_is_skipped_with_a_warning(ppt: str, tmp_path: Pa
     assert [r["bbox"] for r in records] == [[100.0, 50.0, 250.0, 400.0]]
 
 
+@pytest.mark.parametrize("flag", ["--kpt-thr", "--det-thr"])
+def test_nan_threshold_exits_2(ppt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    code, _, err = run(["predict", str(ASTRONAUT), "--checkpoint", ppt, flag, "nan", "--out", str(tmp_path / "o")],
+                       capsys)
+    assert code == 2
+    one_error_line(err, flag, "finite")
+
+
 def test_nan_pose_never_reaches_json(tmp_path: Path) -> None:
     kpts = np.zeros((1, 17, 2), np.float32)
     kpts[0, 3] = np.nan  # e.g. weights holding NaN
@@ -207,7 +215,7 @@ def test_summary_counts_written_poses(ppt: str, tmp_path: Path, capsys: pytest.C
     out = tmp_path / "o"
     # kpt_thr 2: no heatmap maximum of random weights reaches it, so no person is "found"; the pose is still written
     code, printed, _ = run(["predict", str(ASTRONAUT), "--checkpoint", ppt, "--kpt-thr", "2", "--out", str(out),
-                            "--no-images"], capsys)
+                            "--box", "120", "60", "400", "500", "--no-images"], capsys)
     assert code == 0
     records = json.loads((out / "predictions.json").read_text())
     summary = json.loads((out / "summary.json").read_text())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 
 from prunepose.api.csvout import CsvWriter
 from prunepose.atomic import atomic_write
-from prunepose.errors import DataError, PrunePoseError
+from prunepose.errors import ConfigError, DataError, PrunePoseError
 from prunepose.outpaths import output_dir
 
 
@@ -109,6 +110,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from prunepose.api.sources import source_kind, video_info
 
     src = Path(args.src)
+    for flag, value in (("--det-thr", args.det_thr), ("--kpt-thr", args.kpt_thr)):
+        if value is not None and not math.isfinite(value):  # argparse takes "nan"; it would reach summary.json
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
     detector_thr = DEFAULT_DET_THR if args.det_thr is None else args.det_thr
     if args.det_thr is None:
         args.det_thr = 0.0  # --det-file records: all kept unless a threshold is given
