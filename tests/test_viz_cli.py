@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from prunepose.cli import main
-from prunepose.demo import BUNDLED_FIRST_BOX, BUNDLED_IMAGE
+from prunepose.demo import BUNDLED_IMAGE, BUNDLED_VIDEO
 from prunepose.viz.tokens import kept_mask, overlay_mask
 
 
@@ -66,19 +66,29 @@ def test_demo_writes_video_animation_and_json(tmp_path: Path, random_ppt: Path) 
     # 16 x 16 token grid; PPT keeps ceil(0.7 n) at each of its two stages: 256 -> 180 -> 126
     assert summary["tokens_per_stage"] == [256, 180, 126]
     assert all(f["tokens_kept"] == [180, 126] for f in res["frames"])
-    person = res["frames"][0]["people"][0]
-    assert len(person["keypoints"]) == 17 * 3 and person["category_id"] == 1
-    # hand-drawn first box of the bundled clip, as COCO xywh
-    x1, y1, x2, y2 = BUNDLED_FIRST_BOX
-    assert person["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=1e-3)
+    people = res["frames"][0]["people"]
+    assert all(len(p["keypoints"]) == 17 * 3 and p["category_id"] == 1 for p in people)
+    # frame 0 of the bundled street clip: one person per detector box (xywh), each with its own track id
+    from prunepose.api.sources import iter_frames
+    from prunepose.detect import PersonDetector
+
+    frame0 = next(iter(iter_frames(BUNDLED_VIDEO))).image
+    det, _ = PersonDetector()(frame0)
+    assert len(people) == len(det) >= 3
+    assert sorted(p["track_id"] for p in people) == list(range(len(det)))
+    got = sorted(tuple(p["bbox"]) for p in people)
+    want = sorted((x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in det.tolist())
+    assert np.allclose(got, want, atol=1e-2)
+    # every track is shorter than MIN_TRACK_FRAMES in 3 frames: the longest is lifted alone, as a fallback
     assert np.asarray(res["pose3d"]["poses3d"]).shape == (frames, 17, 3)
+    assert summary["model3d"]["tracks_lifted"] == [res["pose3d"]["track_id"]]
     assert summary["cost"]["2d"]["macs_pruned"] < summary["cost"]["2d"]["macs_unpruned"]
     assert count_video_frames(tmp_path / "overlay.mp4") == frames
     assert count_video_frames(tmp_path / "pose3d.mp4") == frames
     assert count_video_frames(tmp_path / "demo.mp4") == frames
     cap = cv2.VideoCapture(str(tmp_path / "overlay.mp4"))
-    # the 640x480 clip plus the token strip: 4 crops 160 px wide at the model's 3:4 aspect (213.3 -> even 214)
-    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480 + 214)
+    # the 768x576 clip plus the token strip: 4 crops 192 px wide at the model's 3:4 aspect (256 px high)
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (768, 576 + 256)
     cap.release()
     assert cv2.imread(str(tmp_path / "preview.png")) is not None
 

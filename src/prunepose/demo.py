@@ -2,18 +2,19 @@
 
 What it does, with nothing downloaded:
 
-1. reads the bundled clip ``assets/walk_vtest.mp4`` (6 s of OpenCV's ``vtest.avi``, one pedestrian; see
-   ``assets/README.md``) or ``--video``/``--image``;
+1. reads the bundled clip ``assets/street_vtest.mp4`` (8 s of OpenCV's ``vtest.avi``, 7 to 10 pedestrians;
+   see ``assets/README.md``) or ``--video``/``--image``;
 2. runs :class:`prunepose.PoseEstimator2D` (the bundled 2D weights unless ``--checkpoint``) frame by frame.
-   Person box: on the bundled clip a hand-drawn box around the walker on frame 0 (:data:`BUNDLED_FIRST_BOX`),
-   on other videos ``--box`` or the whole frame; every later box is tracked from the previous frame's
-   keypoints (no detector);
-3. lifts the first person's 2D track to 3D with :class:`prunepose.Lifter3D` (the bundled compact HoT-MixSTE);
-4. writes ``overlay.mp4`` (skeletons, pruned tokens darkened, and a strip with the crop's kept tokens per
-   pruning stage), ``pose3d.mp4`` (3D skeleton animation), ``demo.mp4`` (the two side by side),
-   ``preview.png`` (one frame: overlay + 3D) and
-   ``results.json`` (per-frame COCO-format 2D results, the 3D poses, the summary), and prints the summary:
-   frames, people, tokens kept per stage, compute saved against the unpruned twin models, time per frame.
+   Person boxes: the bundled person detector every few frames, each person followed by its keypoints in
+   between, every person with a stable track id (``--box`` instead seeds a keypoint tracker on frame 0);
+3. lifts every track seen on at least :data:`MIN_TRACK_FRAMES` frames to 3D with :class:`prunepose.Lifter3D`
+   (the bundled compact HoT-MixSTE), over the frames from its first to its last appearance;
+4. writes ``overlay.mp4`` (skeletons with their track ids, pruned tokens darkened, and a strip with the first
+   person's kept tokens per pruning stage), ``pose3d.mp4`` (3D animation of the longest track),
+   ``demo.mp4`` (the two side by side), ``preview.png`` (one frame: overlay + 3D) and ``results.json``
+   (per-frame COCO-format 2D results with ``track_id``, the 3D poses of every lifted track, the summary), and
+   prints the summary: frames, people, tracks, tokens kept per stage, compute saved against the unpruned twin
+   models, time per frame.
 
 Failures keep what was done: a video that breaks off midway still gets its overlay and a ``results.json``
 with the frames read (and the error) before the command exits non-zero.
@@ -31,10 +32,11 @@ import numpy as np
 from prunepose.errors import DataError, PrunePoseError
 
 ASSETS = Path(__file__).parent / "assets"
-BUNDLED_VIDEO = ASSETS / "walk_vtest.mp4"
+BUNDLED_VIDEO = ASSETS / "street_vtest.mp4"
 BUNDLED_IMAGE = ASSETS / "astronaut.jpg"
-#: Person box ``(x1, y1, x2, y2)`` px drawn by hand around the walker on frame 0 of the bundled clip.
-BUNDLED_FIRST_BOX = (300.0, 170.0, 420.0, 479.0)
+#: A track is lifted to 3D when its person was found on at least this many frames (shorter ones are passers-by
+#: at the border, whose 3D would mostly be interpolation).
+MIN_TRACK_FRAMES = 10
 
 _LIFT_LAYOUT = {"coco": "coco", "coco_wholebody": "coco", "mpii": "mpii", "h36m": "h36m"}
 
@@ -102,8 +104,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", video: str | Path | None = No
         summary = _run_image(out, Path(image), model, checkpoint, box, kpt_thr)
     else:
         src = Path(video) if video is not None else BUNDLED_VIDEO
-        first_box = box if box is not None else (BUNDLED_FIRST_BOX if video is None else None)
-        summary = _run_video(out, src, model, checkpoint, first_box, max_frames, progress, kpt_thr)
+        summary = _run_video(out, src, model, checkpoint, box, max_frames, progress, kpt_thr)
     if not quiet:
         print_summary(summary)
     return summary
@@ -131,7 +132,7 @@ def _run_video(out: Path, src: Path, model: str | None, checkpoint: str | Path |
     if max_frames is not None and total:
         total = min(total, max_frames)
     frames: list[dict[str, Any]] = []
-    track: list[tuple[np.ndarray, np.ndarray]] = []
+    tracks: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}  # track id -> frame -> (keypoints, scores)
     people, tokens = [], []
     preview_result, preview_index, preview_at = None, 0, (total or 1) // 2
     t_2d = t_draw = 0.0
@@ -150,10 +151,10 @@ def _run_video(out: Path, src: Path, model: str | None, checkpoint: str | Path |
             found = res.found(est.kpt_thr)
             people.append(int(found.sum()))
             tokens.append(res.tokens_per_stage())
-            first = int(np.flatnonzero(found)[0]) if found.any() else None
-            k = res.keypoints.shape[1]
-            track.append((res.keypoints[first], res.scores[first]) if first is not None
-                         else (np.full((k, 2), np.nan), np.zeros(k)))
+            ids = res.track_ids if res.track_ids is not None else np.arange(len(res))
+            for p in np.flatnonzero(found):
+                if int(ids[p]) >= 0:
+                    tracks.setdefault(int(ids[p]), {})[len(frames)] = (res.keypoints[p], res.scores[p])
             frames.append({"frame_index": res.frame_index, "people": res.to_json(), "box_origin": res.box_origin,
                            "tokens_kept": res.tokens_per_stage()})
             caption = f"frame {res.frame_index}  {est.config.name}  " + (
@@ -175,11 +176,13 @@ def _run_video(out: Path, src: Path, model: str | None, checkpoint: str | Path |
     summary: dict[str, Any] = {
         "source": str(src), "video": {k: info[k] for k in ("width", "height", "fps")}, "frames": n,
         "first_box": None if first_box is None else [float(v) for v in first_box],
-        "boxes": ("hand-drawn box on frame 0, then tracked from keypoints" if first_box is not None
-                  else "whole frame on frame 0, then tracked from keypoints"),
+        "boxes": ("--box on frame 0, then tracked from keypoints" if first_box is not None
+                  else "whole frame on frame 0, then tracked from keypoints" if est.detector is None
+                  else f"person detector every {est.det_every} frames, keypoint tracking between"),
         "model2d": weights2d, "kpt_thr": round(est.kpt_thr, 5),
         "people_per_frame": {"mean": float(np.mean(people)) if people else 0.0, "max": max(people, default=0),
                              "frames_without_person": int(sum(p == 0 for p in people))},
+        "tracks": {"ids": len(tracks), "frames_per_id": {str(t): len(f) for t, f in sorted(tracks.items())}},
         "tokens_per_stage": _mean_tokens(est, tokens),
         "outputs": {"overlay": str(out / "overlay.mp4"), "results": str(out / "results.json")},
     }
@@ -196,14 +199,23 @@ def _run_video(out: Path, src: Path, model: str | None, checkpoint: str | Path |
     _write_json(out / "results.json", result_json)  # the 2D results are safe even if the lifting fails
     t0 = time.perf_counter()
     lifter = _lifter()
-    kpts, scores, layout = _track_arrays(track, est.skeleton.name)
-    res3d = lifter(kpts, image_size=(info["width"], info["height"]), layout=layout, scores=scores)
+    if not tracks:  # persons found, but never confidently enough to start a track
+        summary["error"] = "no person could be tracked (no pose with 3 keypoints above the threshold)"
+        _write_json(out / "results.json", result_json)
+        raise DataError(f"{summary['error']} -- the 2D results are in {out / 'results.json'}")
+    lifted = _lift_tracks(lifter, tracks, est.skeleton.name, (info["width"], info["height"]))
     t_lift = time.perf_counter() - t0
+    main_id = max(lifted, key=lambda t: len(tracks[t])) if lifted else min(tracks, key=lambda t: -len(tracks[t]))
+    if main_id not in lifted:  # every track is short: lift the longest anyway, the demo shows one 3D view
+        lifted.update(_lift_tracks(lifter, {main_id: tracks[main_id]}, est.skeleton.name,
+                                   (info["width"], info["height"]), min_frames=1))
+    first_frame, res3d = lifted[main_id]
     t0 = time.perf_counter()
-    _write_3d_pictures(out, res3d, fps, preview_result, preview_index, est.kpt_thr)
+    _write_3d_pictures(out, res3d, fps, preview_result, preview_index, est.kpt_thr, first_frame, main_id)
     t_draw3d = time.perf_counter() - t0
     summary["model3d"] = {"model": lifter.config.name, "weights": "bundled lifter3d_default",
                           "trained_on": "Human3.6M (non-commercial research licence)",
+                          "tracks_lifted": sorted(lifted), "track_shown": main_id,
                           "frames_filled": int(res3d.filled.any(axis=1).sum())}
     summary["cost"] = {"2d": _cost(est.config), "3d": _cost(lifter.config)}
     summary["time_s"] = {"pose2d": round(t_2d, 2), "overlay_drawing": round(t_draw, 2), "lifting": round(t_lift, 2),
@@ -211,9 +223,26 @@ def _run_video(out: Path, src: Path, model: str | None, checkpoint: str | Path |
     summary["ms_per_frame"] = {"pose2d": round(1000 * t_2d / n, 1), "lifting": round(1000 * t_lift / n, 1)}
     summary["outputs"].update({"pose3d": str(out / "pose3d.mp4"), "demo": str(out / "demo.mp4"),
                                "preview": str(out / "preview.png")})
-    result_json["pose3d"] = res3d.to_json()
+    result_json["pose3d"] = {**res3d.to_json(), "track_id": main_id, "first_frame": first_frame}
+    result_json["pose3d_tracks"] = {str(t): {**r.to_json(), "first_frame": f} for t, (f, r) in sorted(lifted.items())}
     _write_json(out / "results.json", result_json)
     return summary
+
+
+def _lift_tracks(lifter: Any, tracks: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]], skeleton: str,
+                 image_size: tuple[int, int], min_frames: int = MIN_TRACK_FRAMES) -> dict[int, tuple[int, Any]]:
+    """Track id -> (first frame, Results3D) for every track found on >= ``min_frames`` frames, lifted over the
+    frames from its first to its last appearance (frames in between without it: NaN, interpolated)."""
+    out = {}
+    for tid, per_frame in tracks.items():
+        if len(per_frame) < min_frames:
+            continue
+        first, last = min(per_frame), max(per_frame)
+        k = next(iter(per_frame.values()))[0].shape[0]
+        span = [per_frame.get(t, (np.full((k, 2), np.nan), np.zeros(k))) for t in range(first, last + 1)]
+        kpts, scores, layout = _track_arrays(span, skeleton)
+        out[tid] = (first, lifter(kpts, image_size=image_size, layout=layout, scores=scores))
+    return out
 
 
 def _lifter():  # noqa: ANN202
@@ -230,27 +259,43 @@ def _mean_tokens(est: Any, tokens: list[list[float]]) -> list[float]:
 
 
 def _write_3d_pictures(out: Path, res3d: Any, fps: float, preview_result: Any, preview_index: int,
-                       kpt_thr: float) -> None:
+                       kpt_thr: float, first_frame: int = 0, track_id: int | None = None) -> None:
+    """pose3d.mp4 (the lifted track's frames), demo.mp4 (every overlay frame | that frame's 3D, a blank panel
+    where the track is not in view) and preview.png; ``res3d`` frame ``i`` is video frame ``first_frame + i``."""
     import cv2
 
     from prunepose.viz.draw3d import iter_rendered_poses, render_pose3d
     from prunepose.viz.panels import demo_frame, side_by_side
     from prunepose.viz.video import Mp4Writer
 
-    titles = [f"3D (camera frame, m)  frame {i}" for i in range(len(res3d))]
+    who = "" if track_id is None else f"track #{track_id}  "
+    titles = [f"3D {who}(camera frame, m)  frame {first_frame + i}" for i in range(len(res3d))]
     # demo.mp4 = overlay | 3D: the overlay frames are read back from overlay.mp4, so nothing is held in memory
     overlay = cv2.VideoCapture(str(out / "overlay.mp4"))
     try:
         with Mp4Writer(out / "pose3d.mp4", fps) as anim, Mp4Writer(out / "demo.mp4", fps) as both:
-            for frame3d in iter_rendered_poses(res3d.poses3d, "h36m17", titles=titles):
+            blank = None
+            for i, frame3d in enumerate(iter_rendered_poses(res3d.poses3d, "h36m17", titles=titles)):
                 anim.write(frame3d)
+                blank = np.full_like(frame3d, 255)
+                for _ in range(first_frame if i == 0 else 0):  # the track is not in view yet
+                    ok, left = overlay.read()
+                    if not ok:
+                        break
+                    both.write(side_by_side(left, blank))
                 ok, left = overlay.read()
                 if ok:
                     both.write(side_by_side(left, frame3d))
+            while blank is not None:  # frames after the track left the view
+                ok, left = overlay.read()
+                if not ok:
+                    break
+                both.write(side_by_side(left, blank))
     finally:
         overlay.release()
     left = demo_frame(preview_result, f"frame {preview_result.frame_index}", kpt_thr)
-    right = render_pose3d(res3d.poses3d[preview_index], size=(480, 480), title=f"3D, frame {preview_index}")
+    i3d = int(np.clip(preview_index - first_frame, 0, len(res3d) - 1))
+    right = render_pose3d(res3d.poses3d[i3d], size=(480, 480), title=f"3D {who}frame {first_frame + i3d}")
     cv2.imwrite(str(out / "preview.png"), side_by_side(left, right))
 
 
@@ -314,6 +359,10 @@ def print_summary(s: dict[str, Any]) -> None:
           + (f" (trained on {m2['trained_on']})" if m2.get("trained_on") else ""))
     if "boxes" in s:
         print(f"  person boxes    {s['boxes']}")
+    if "tracks" in s:
+        lifted = s.get("model3d", {}).get("tracks_lifted", [])
+        print(f"  tracks          {s['tracks']['ids']} person id(s); {len(lifted)} lifted to 3D "
+              f"(seen on >= {MIN_TRACK_FRAMES} frames): {', '.join(f'#{t}' for t in lifted)}")
     ppl = s["people_per_frame"]
     print(f"  people          {ppl['mean']:.2f} per frame on average (max {ppl['max']}), "
           f"{ppl['frames_without_person']} frame(s) without a person")
@@ -357,8 +406,8 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="registry name of the 2D model (with --checkpoint weights that have no JSON)")
     p.add_argument("--checkpoint", help="2D weights (.safetensors/.pt/.onnx) instead of the bundled ones")
     p.add_argument("--box", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"),
-                   help="person box on the first frame in px (default: hand-drawn for the bundled clip, "
-                        "else the whole frame)")
+                   help="person box on the first frame in px, followed by its keypoints (default: the bundled "
+                        "person detector finds and tracks everyone)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--kpt-thr", type=float, help="keypoint score threshold for drawing, tracking and 'no person' "
                                                  "(default: the estimator's default for the model)")

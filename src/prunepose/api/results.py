@@ -168,6 +168,9 @@ class Results2D:
             if draw_boxes and np.isfinite(self.boxes[p]).all():
                 x1, y1, x2, y2 = (int(round(float(v))) for v in self.boxes[p])
                 cv2.rectangle(out, (x1, y1), (x2, y2), (0, 200, 255), 1, cv2.LINE_AA)
+                if self.track_ids is not None and int(self.track_ids[p]) >= 0:  # the person's stable id
+                    cv2.putText(out, f"#{int(self.track_ids[p])}", (x1 + 2, max(12, y1 - 3)),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 200, 255), 1, cv2.LINE_AA)
             kpts = np.asarray(self.keypoints[p], dtype=np.float64)
             # untrained or confused models can put keypoints at absurd places: draw only what OpenCV can take
             sane = np.all(np.isfinite(kpts) & (np.abs(kpts) < 4 * max(out.shape[:2])), axis=1)

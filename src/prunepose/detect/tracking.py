@@ -10,12 +10,18 @@ Rules, in order, on a detection frame:
 
 1. tracks and detections are paired greedily by IoU >= ``match_iou``; a paired track takes the detection's
    box (the detector re-anchors the keypoint box, which can shrink when limbs are missed);
-2. an unpaired track keeps its keypoint box and counts one detector miss; after ``max_det_misses`` detection
-   frames in a row without a pair it is dropped (the person left, or the track drifted onto background);
+2. an unpaired track that overlaps a paired one by IoU > ``stale_iou`` has drifted onto someone else and is
+   dropped; any other unpaired track keeps its box and counts one detector miss, and after
+   ``max_det_misses`` detection frames in a row without a pair it is dropped (the person left, or the track
+   drifted onto background);
 3. an unpaired detection starts a new track, unless it overlaps an existing track by IoU > ``dup_iou``
    (the same person seen twice).
 
-Between detection frames a track whose pose is not confident reuses its box for at most ``max_misses`` frames.
+Between detection frames a track's box is centred on its confident keypoints but keeps the size of its last
+detection, changing by at most ``max_size_step`` per frame towards the keypoints' extent: a pose model that
+misses limbs on one frame would otherwise shrink the box, the next crop would cut the person, and the track
+would no longer match its own person's detection. A track whose pose is not confident reuses its box for at
+most ``max_misses`` frames.
 Two tracks whose *poses* coincide (OKS > ``dup_oks`` with the skeleton's sigmas; box IoU > ``dup_iou`` for
 skeletons without sigmas) follow one person: the younger is dropped, so one person never carries two ids.
 Poses and not boxes decide this because two people crossing each other have overlapping boxes but
@@ -40,6 +46,7 @@ Detect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class _Track:
     box: np.ndarray  # xyxy image px
     track_id: int
+    det_box: np.ndarray | None = None  # the last detection paired with this track (its size anchors the box)
     score: float = 1.0  # the detector score of the last detection paired with this track
     misses: int = 0  # frames in a row without a confident pose
     det_misses: int = 0  # detection frames in a row without a paired detection
@@ -84,10 +91,11 @@ class DetectionTracker:
     max_misses: int = 5
     max_det_misses: int = 2
     match_iou: float = 0.3
+    stale_iou: float = 0.5
     dup_iou: float = 0.7
     dup_oks: float = 0.9
     sigmas: tuple[float, ...] = ()  # OKS sigmas of the skeleton (prunepose.skeletons); () -> box IoU only
-    max_size_step: float = 1.25
+    max_size_step: float = 1.05
     max_people: int | None = None
     tracks: list[_Track] = field(default_factory=list)
     next_id: int = 0
@@ -99,7 +107,8 @@ class DetectionTracker:
 
     def _new(self, box: np.ndarray, score: float) -> _Track:
         self.next_id += 1
-        return _Track(np.asarray(box, dtype=np.float64).copy(), self.next_id - 1, float(score))
+        box = np.asarray(box, dtype=np.float64)
+        return _Track(box.copy(), self.next_id - 1, box.copy(), float(score))
 
     def _apply_detections(self, det_boxes: np.ndarray, det_scores: np.ndarray) -> None:
         boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
@@ -111,9 +120,13 @@ class DetectionTracker:
         for r, c in pairs:
             track = self.tracks[r]
             track.box, track.score, track.det_misses, track.misses = boxes[c].copy(), float(scores[c]), 0, 0
+            track.det_box = boxes[c].copy()
+        paired_boxes = np.stack([self.tracks[r].box for r in paired_t]) if paired_t else np.zeros((0, 4))
         kept = []
         for r, track in enumerate(self.tracks):
             if r not in paired_t:
+                if len(paired_boxes) and box_iou(track.box[None], paired_boxes).max() > self.stale_iou:
+                    continue  # drifted onto a person another track holds
                 track.det_misses += 1
             if track.det_misses <= self.max_det_misses:
                 kept.append(track)
@@ -159,7 +172,10 @@ class DetectionTracker:
         for track, k, s in zip(self.tracks, kpts, scs):
             box = box_from_keypoints(k, s, self.score_thr, self.enlarge, self.min_keypoints)
             if box is not None:
-                track.box, track.misses = limit_size_change(box, track.box, self.max_size_step), 0
+                box = limit_size_change(box, track.box, self.max_size_step)
+                if track.det_box is not None:  # within 1.25x of the last detection's size
+                    box = limit_size_change(box, track.det_box, 1.25)
+                track.box, track.misses = box, 0
             else:
                 track.misses += 1
             if track.misses <= self.max_misses:
