@@ -111,7 +111,7 @@ def test_lift_far_outside_the_frame_exits_2(tmp_path: Path, capsys: pytest.Captu
     code, _, err = run(["lift", str(tmp_path / "x.npy"), "--image-size", str(W), str(H), "--layout", "coco",
                         "--out", str(tmp_path / "o")], capsys)
     assert code == 2
-    one_error_line(err, "frame 3", "'left_wrist'", "640x480")
+    one_error_line(err, str(tmp_path / "x.npy"), "frame 3", "'left_wrist'", "640x480")
     assert not (tmp_path / "o" / "poses3d.json").exists()
 
 
@@ -120,7 +120,7 @@ def test_lift_all_zero_keypoints(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = run(["lift", str(tmp_path / "zeros.npy"), "--image-size", str(W), str(H), "--layout", "coco",
                         "--out", str(tmp_path / "o")], capsys)
     assert code == 2
-    one_error_line(err, "every frame", "all zeros")
+    one_error_line(err, str(tmp_path / "zeros.npy"), "every frame", "all zeros")
     track = person_track(12)
     track[4:6] = 0.0  # two undetected frames written as zeros
     np.save(tmp_path / "some.npy", track)
@@ -128,7 +128,7 @@ def test_lift_all_zero_keypoints(tmp_path: Path, capsys: pytest.CaptureFixture[s
                         "--no-flip", "--out", str(tmp_path / "o")], capsys)
     assert code == 0
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prunepose: warning: keypoints2d: 2 of 12 frame(s)")
+    assert len(lines) == 1 and lines[0].startswith(f"prunepose: warning: {tmp_path / 'some.npy'}: keypoints2d: 2 of 12")
     assert "[4, 5]" in lines[0]
     poses = np.load(tmp_path / "o" / "poses3d.npy")
     assert np.isfinite(poses).all()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
-from prunepose.errors import ConfigError
+from prunepose.errors import ConfigError, PrunePoseError
 from prunepose.outpaths import output_dir
 
 
@@ -62,7 +63,14 @@ def cmd_lift(args: argparse.Namespace) -> int:
     layout = _layout(args, track)
     lifter = Lifter3D(model=args.model, checkpoint=args.checkpoint, device=args.device, flip=not args.no_flip,
                       batch_size=args.batch_size, min_score=args.min_score)
-    res = lifter(track.keypoints, image_size=image_size, layout=layout, scores=track.scores)
+    with warnings.catch_warnings(record=True) as caught:  # the API speaks of "keypoints2d"; name the file
+        warnings.simplefilter("always")
+        try:
+            res = lifter(track.keypoints, image_size=image_size, layout=layout, scores=track.scores)
+        except PrunePoseError as exc:
+            raise type(exc)(f"{track.source}: {exc}") from None
+    for w in caught:
+        warnings.warn(f"{track.source}: {w.message}", w.category, stacklevel=1)
     record = {"source": str(track.source), "frame_ids": track.frame_ids, "person": args.person,
               "notes": track.notes, **res.to_json()}
     text = json.dumps(record) + "\n"
