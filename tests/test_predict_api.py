@@ -132,8 +132,9 @@ def test_flip_test_equals_hand_average(ppt_weights: Path) -> None:
     coords, _ = codec.decode(0.5 * (plain["heatmaps"] + mirrored["heatmaps"][:, perm, :, ::-1]))
     np.testing.assert_allclose(res.keypoints[0], back(coords[0]), rtol=0, atol=COORD_ROUNDING)
     # ... and the twin's average within the bound DARK puts on float32 rounding of the heatmaps
-    avg = 0.5 * (hm + hm_m[:, perm, :, ::-1])
-    assert_keypoints_within(res.keypoints, back(codec.decode(avg)[0]), keypoint_tolerance(avg, mat[None], codec))
+    avg = 0.5 * (hm + hm_m[:, perm, :, ::-1])  # each run's rounding bound holds for the average as well
+    tol = keypoint_tolerance(avg, mat[None], codec, delta=max(heatmap_delta(hm), heatmap_delta(hm_m)))
+    assert_keypoints_within(res.keypoints, back(codec.decode(avg)[0]), tol)
 
 
 def test_simcc_keypoints_equal_hand_argmax(gtpt_weights: Path) -> None:
