@@ -272,3 +272,45 @@ def test_bad_detector_argument():
     with pytest.raises(Exception, match="det_every"):
         PoseEstimator2D(det_every=0)
     _ = Path  # (keeps the import used when shared data is absent)
+
+
+@needs_coco
+@needs_detector
+def test_cli_csv_matches_the_json(tmp_path):
+    import csv
+
+    from prunepose.cli import main
+
+    out = tmp_path / "out"
+    assert main(["predict", str(COCO_DIR / "000000040083.jpg"), "--out", str(out), "--csv", "--no-images",
+                 "--quiet", "--max-people", "1"]) == 0
+    records = json.loads((out / "predictions.json").read_text())
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(records) == len(rows) == 1  # --max-people 1 (the image has 2 labelled people)
+    row, rec = rows[0], records[0]
+    assert int(row["image_id"]) == rec["image_id"] == 40083 and row["track_id"] == ""
+    assert float(row["nose_x"]) == pytest.approx(rec["keypoints"][0], abs=0.01)
+    assert float(row["right_ankle_score"]) == pytest.approx(rec["keypoints"][-1], abs=1e-3)  # JSON: 3 decimals
+    x, y, w, h = rec["bbox"]
+    assert float(row["box_x2"]) == pytest.approx(x + w, abs=0.01)
+
+
+@needs_detector
+def test_real_street_video_gives_distinct_stable_ids():
+    """The bundled street clip (7-10 pedestrians): every frame's people carry distinct ids, detector boxes on
+    detection frames; the people of frame 0 that are still tracked on frame 5 kept their ids (no renumbering)."""
+    from prunepose import PoseEstimator2D
+    from prunepose.demo import BUNDLED_VIDEO
+
+    est = PoseEstimator2D(det_every=3)
+    results = []
+    for res in est.stream(BUNDLED_VIDEO, keep_images=False):
+        results.append(res)
+        if len(results) == 6:
+            break
+    assert all(r.track_ids is not None and len(set(r.track_ids.tolist())) == len(r) for r in results)
+    assert len(results[0]) >= 5
+    first = set(results[0].track_ids.tolist())
+    later = set(results[5].track_ids.tolist())
+    assert len(first & later) >= 4  # most people of frame 0 are still followed under the same id
