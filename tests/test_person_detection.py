@@ -314,3 +314,23 @@ def test_real_street_video_gives_distinct_stable_ids():
     first = set(results[0].track_ids.tolist())
     later = set(results[5].track_ids.tolist())
     assert len(first & later) >= 4  # most people of frame 0 are still followed under the same id
+
+
+def test_lift_takes_a_track_id(tmp_path):
+    """predict JSON with two tracks over different frames: ``lift --track 1`` lifts exactly track 1's frames."""
+    from prunepose.cli import main
+
+    records = []
+    for track, frames, x0 in ((0, range(0, 12), 100.0), (1, range(3, 9), 400.0)):
+        for t in frames:
+            kps = np.concatenate([_pose_in_box(np.array([x0 + 2 * t, 100, x0 + 2 * t + 80, 300])),
+                                  np.full((17, 1), 0.9)], axis=1)
+            records.append({"image_id": t, "category_id": 1, "keypoints": kps.reshape(-1).tolist(), "score": 0.9,
+                            "track_id": track})
+    src = tmp_path / "predictions.json"
+    src.write_text(json.dumps(records))
+    out = tmp_path / "lift"
+    assert main(["lift", str(src), "--track", "1", "--image-size", "640", "480", "--out", str(out)]) == 0
+    lifted = json.loads((out / "poses3d.json").read_text())
+    assert lifted["frame_ids"] == list(range(3, 9)) and lifted["person"] == 1
+    assert np.load(out / "poses3d.npy").shape == (6, 17, 3)

@@ -102,8 +102,9 @@ def add_lift_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="joint order of the 2D input (default coco for JSON; required for arrays)")
     p.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"), default=None,
                    help="frame size in pixels (required unless SRC is predict output on a video)")
-    p.add_argument("--person", type=int, default=None,
-                   help="JSON: track_id to lift, or without track ids the score rank within each frame (0 = best)")
+    p.add_argument("--person", "--track", dest="person", type=int, default=None,
+                   help="JSON: track_id to lift (`prunepose predict` on a video writes one per person), or without "
+                        "track ids the score rank within each frame (0 = best)")
     p.add_argument("--model", default=None, help="registry name or experiment YAML (default: the bundled lifter)")
     p.add_argument("--checkpoint", default=None, help="weights (.safetensors or training .pt) for --model")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")

@@ -11,7 +11,8 @@ the field, before a model is loaded.
   every frame from the first to the last id, so a frame without a detection becomes a frame whose joints
   are all missing (interpolated by the lifter, reported); other ids are taken in sorted order. One person
   per frame: with ``track_id`` fields, the track ``person`` (default: the track with the highest summed
-  score); without, the ``person``-th highest scoring detection of each frame (default 0, the best).
+  score), over that track's own first..last frame; without, the ``person``-th highest scoring detection of
+  each frame (default 0, the best).
 """
 from __future__ import annotations
 
@@ -117,9 +118,12 @@ def _read_json(path: Path, person: int | None) -> Track2D:
         elif kps.shape[0] != num_joints:
             raise DataError(f"{path}: entry {i} has {kps.shape[0]} keypoints, entry 0 has {num_joints}")
         entries.append((entry["image_id"], entry.get("track_id"), _entry_score(entry, kps), kps))
-    frames = _frame_order([e[0] for e in entries], path)
-    index = {fid: t for t, fid in enumerate(frames)}
     chosen = _choose_person(entries, person, path)
+    # a track spans its own first..last frame (people enter and leave a video at different times); without
+    # track ids every frame of the file counts, so a frame where nobody was found becomes a gap
+    tracked = any(e[1] is not None for e in entries)
+    frames = _frame_order(list(chosen) if tracked else [e[0] for e in entries], path)
+    index = {fid: t for t, fid in enumerate(frames)}
     out = np.full((len(frames), num_joints, 3), np.nan)
     for fid, kps in chosen.items():
         out[index[fid]] = kps
