@@ -104,15 +104,24 @@ def test_nan_pose_never_reaches_json(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- 2. lifting
-def test_lift_far_outside_the_frame_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lift_far_outside_the_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     track = person_track(12)
-    track[3, 9] = 1e30  # used to overflow float32 to all-NaN poses, exit 0
+    track[3, 9] = 1e30  # used to overflow float32 to all-NaN poses, exit 0, no warning
     np.save(tmp_path / "x.npy", track)
-    code, _, err = run(["lift", str(tmp_path / "x.npy"), "--image-size", str(W), str(H), "--layout", "coco",
-                        "--out", str(tmp_path / "o")], capsys)
+    code, printed, err = run(["lift", str(tmp_path / "x.npy"), "--image-size", str(W), str(H), "--layout", "coco",
+                              "--no-flip", "--out", str(tmp_path / "o")], capsys)
+    assert code == 0  # one wild joint (as an unconfident 2D model gives): missing, interpolated, warned about
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"prunepose: warning: {tmp_path / 'x.npy'}: keypoints2d: 1 of")
+    assert "frame 3, joint 'left_wrist'" in lines[0] and "640x480" in lines[0] and "interpolated" in lines[0]
+    assert "1 frames had interpolated joints" in printed
+    assert np.isfinite(np.load(tmp_path / "o" / "poses3d.npy")).all()
+    np.save(tmp_path / "y.npy", track * 1e3)  # most joints far out: not pixels of this frame
+    code, _, err = run(["lift", str(tmp_path / "y.npy"), "--image-size", str(W), str(H), "--layout", "coco",
+                        "--out", str(tmp_path / "o2")], capsys)
     assert code == 2
-    one_error_line(err, str(tmp_path / "x.npy"), "frame 3", "'left_wrist'", "640x480")
-    assert not (tmp_path / "o" / "poses3d.json").exists()
+    one_error_line(err, str(tmp_path / "y.npy"), "frame 0", "640x480", "--image-size")
+    assert not (tmp_path / "o2" / "poses3d.json").exists()
 
 
 def test_lift_all_zero_keypoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -208,19 +208,30 @@ OUTSIDE_FRAMES = 1.0
 MIN_EXTENT_PX = 2.0
 
 
-def _check_inside(kpts: np.ndarray, w: float, h: float, layout: str) -> None:
-    """Refuse (finite) input joints further than `OUTSIDE_FRAMES` frame sizes outside the ``w`` x ``h`` frame."""
+def _outside_as_missing(kpts: np.ndarray, w: float, h: float, layout: str) -> np.ndarray:
+    """``kpts`` with finite joints further than `OUTSIDE_FRAMES` frame sizes outside the ``w`` x ``h`` frame set
+    to NaN (missing, so they are interpolated and flagged in ``filled``), with a warning naming the first.
+
+    Why missing rather than an error: a 2D model puts the odd unconfident joint at an absurd place (random or
+    undertrained weights, a person half out of view), and the rest of the track is still worth lifting. When
+    most joints are that far out the input is not pixels of this frame (wrong ``image_size`` or units): error.
+    """
     size = np.array([w, h])
-    finite = np.isfinite(kpts).all(axis=-1)  # NaN/inf mark a missing joint (interpolated later), never "far"
+    finite = np.isfinite(kpts).all(axis=-1)  # NaN/inf mark a missing joint already, never "far"
     with np.errstate(invalid="ignore"):
         far = finite & (np.abs(kpts - size / 2) > size / 2 + OUTSIDE_FRAMES * size).any(axis=-1)
-    if far.any():
-        t, j = (int(v[0]) for v in np.nonzero(far))
-        x, y = kpts[t, j]
-        names = get_skeleton(layout).keypoint_names  # layouts are named after their skeletons
-        raise PrunePoseError(f"keypoints2d: frame {t}, joint {names[j]!r} at ({x:.4g}, {y:.4g}) px lies more than "
-                             f"a frame size outside the {w:g}x{h:g} frame ({int(far.sum())} joint(s) in all); "
-                             "check image_size (--image-size) and that the keypoints are pixels")
+    if not far.any():
+        return kpts
+    t, j = (int(v[0]) for v in np.nonzero(far))
+    x, y = kpts[t, j]
+    names = get_skeleton(layout).keypoint_names  # layouts are named after their skeletons
+    where = (f"{int(far.sum())} of {int(finite.sum())} joint(s) lie more than a frame size outside the "
+             f"{w:g}x{h:g} frame (first: frame {t}, joint {names[j]!r} at ({x:.4g}, {y:.4g}) px)")
+    if far.sum() > 0.5 * finite.sum():
+        raise PrunePoseError(f"keypoints2d: {where}; check image_size (--image-size) and that the keypoints are "
+                             "pixels")
+    warnings.warn(f"keypoints2d: {where}; treated as missing and interpolated", stacklevel=3)
+    return np.where(far[..., None], np.nan, kpts)
 
 
 def _check_extent(h36m: np.ndarray) -> None:
@@ -300,7 +311,7 @@ class Lifter3D:
         w, h = _check_image_size(image_size)
         kpts, scores = _check_keypoints(keypoints2d, scores)
         check_layout(layout, kpts.shape[1])
-        _check_inside(kpts, w, h, layout)
+        kpts = _outside_as_missing(kpts, w, h, layout)
         gone = missing_mask(kpts, scores, self.min_score)
         kpts = np.where(gone[..., None], np.nan, kpts)
         h36m = to_h36m(kpts, layout)
