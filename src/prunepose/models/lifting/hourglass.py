@@ -10,10 +10,12 @@ Token layout here is (B, f, J, C): batch, frames, joints, channels.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from prunepose.errors import ConfigError
 from prunepose.models.lifting.config import TRA_RECOVERIES, LiftingConfig
+from prunepose.models.lifting.layers import use_inference_path
 from prunepose.pruning.recovery import TokenRecoveryAttention, interpolate_frames
 from prunepose.pruning.temporal import FrameSelector
 
@@ -110,7 +112,7 @@ def recover_frames(x: torch.Tensor, frames: torch.Tensor, config: LiftingConfig,
     if config.recovery in TRA_RECOVERIES:
         assert tra is not None
         seqs = x.transpose(1, 2).reshape(b * j, -1, c)
-        out = tra(seqs).reshape(b, j, -1, c).transpose(1, 2)
+        out = (_tra_inference(tra, seqs) if use_inference_path(tra) else tra(seqs)).reshape(b, j, -1, c).transpose(1, 2)
         if config.recovery == "tra_linear":
             out = out + interpolate_frames(x, frames, config.num_frames, "linear")
         x = out
@@ -118,6 +120,27 @@ def recover_frames(x: torch.Tensor, frames: torch.Tensor, config: LiftingConfig,
         x = interpolate_frames(x, frames, config.num_frames, config.recovery)
     full = torch.arange(config.num_frames, device=x.device).expand(b, -1)
     return x, full
+
+
+def _tra_inference(tra: TokenRecoveryAttention, tokens: torch.Tensor) -> torch.Tensor:
+    """`TokenRecoveryAttention` on ``tokens`` (B', f, C) without autograd: the learnable queries are the same
+    for every sequence, so they are projected once and broadcast instead of projected B' times (HoT-MixSTE:
+    17 x 243 rows -> 243; the official code projects every copy, and `thop` counts, which run with hooks and
+    so take the plain path, still do). The same operations per row, so equal to the plain path to float32
+    rounding (bitwise when the BLAS rounds a row independently of the other rows, as MKL does here)."""
+    attn = tra.cross_attention
+    n, _, c = tokens.shape
+    heads, num_frames = attn.heads, tra.x_token.shape[1]
+    queries = tra.x_token[0]
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape[0], t.shape[1], heads, c // heads).transpose(1, 2)
+
+    q = split(F.linear(queries, attn.linear_q.weight, attn.linear_q.bias)[None]).expand(n, -1, -1, -1)
+    k = split(F.linear(tokens, attn.linear_k.weight, attn.linear_k.bias))
+    v = split(F.linear(tokens, attn.linear_v.weight, attn.linear_v.bias))
+    out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n * num_frames, c)
+    return F.linear(out, attn.proj.weight, attn.proj.bias).view(n, num_frames, c).add_(queries)
 
 
 def initial_frames(batch: int, num_frames: int, device: torch.device) -> torch.Tensor:

@@ -4,14 +4,45 @@ Key names follow the official code (``norm1``, ``attn.qkv``, ``attn.proj``, ``no
 ``mlp.fc2``; MotionBERT's ``*_s`` / ``*_t`` pairs) so official checkpoints load without renaming.
 Attention runs on ``scaled_dot_product_attention``; the explicit softmax is computed only when a caller
 asks for the attention each token *receives* (the attention-pruning ablation).
+
+Inference path. Without autograd (``torch.no_grad`` / ``inference_mode``), in eval mode, outside ONNX/JIT
+tracing and with no forward hooks, `Block` runs `_block_inference`: the same
+operations in the same order, but the residual adds and GELU write into tensors the block has just
+created instead of allocating new ones. The result is bitwise equal to the plain path (floating-point
+addition is commutative, so ``y.add_(x)`` rounds exactly as ``x + y``). Why bitwise and not merely
+close: HoT's frame selection compares densities of frames, and on padded clips (repeated edge frames)
+those comparisons are near-ties decided by rounding, so a re-associated but "equal to float tolerance"
+inference path could keep other frames than training/export (measured on a tiny HoT model, see
+docs/performance.md). Rewrites that change rounding (dropping the key bias, which softmax cancels;
+folding the value bias into the projection bias; ``addmm_`` into the residual) were measured too: at most
+2 % faster, within the noise of the shared 2-core CPU, where the GEMMs alone take ~85 % of a MixSTE-243
+forward at one thread.
+
+Training and export keep the plain path (the one the official code computes), so autograd and the ONNX
+graphs are unchanged.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
 from prunepose.nn.blocks import FeedForward
+
+
+def use_inference_path(module: nn.Module) -> bool:
+    """Whether ``module`` may run its in-place inference kernels: no autograd graph is recorded, it is in
+    eval mode (no stochastic depth), autocast is off (the in-place kernels would mix dtypes), no exporter or
+    compiler is tracing it, and no forward hook watches it or its submodules (FLOP counters and attention
+    probes expect the submodule calls of the plain path)."""
+    if (torch.is_grad_enabled() or module.training or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+            or torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")):
+        return False
+    if _global_forward_hooks or _global_forward_pre_hooks:
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 class DropPath(nn.Module):
@@ -72,9 +103,39 @@ class Block(nn.Module):
         self.mlp = FeedForward(dim, mlp_hidden)
 
     def forward(self, x: torch.Tensor, need_received: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not need_received and use_inference_path(self):
+            return _block_inference(self, x), None
         out, received = self.attn(self.norm1(x), need_received)
         x = x + self.drop_path(out)
         return x + self.drop_path(self.mlp(self.norm2(x))), received
+
+
+def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
+def _attention_residual(x: torch.Tensor, attn: Attention, h: torch.Tensor) -> torch.Tensor:
+    """``x + attn(h)`` for ``h`` (B, N, C) normalised tokens, written into the attention output's tensor;
+    bitwise equal to the plain path. ``x`` is never modified (a caller may reuse it)."""
+    out, _ = attn(h)
+    return out.add_(x)
+
+
+def _mlp_residual_(x: torch.Tensor, mlp: FeedForward, h: torch.Tensor) -> torch.Tensor:
+    """``x + mlp(h)`` for normalised ``h``, GELU in place on the hidden activations; bitwise equal to the
+    plain path. Returns the result in the MLP output's tensor (``x`` is left unchanged)."""
+    hidden = mlp.fc1(h)
+    if isinstance(mlp.act, nn.GELU):
+        torch.ops.aten.gelu_(hidden, approximate=mlp.act.approximate)
+    else:
+        hidden = mlp.act(hidden)
+    return mlp.fc2(hidden).add_(x)
+
+
+def _block_inference(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """`Block.forward` without autograd, dropout or stochastic depth (eval), in fewer memory passes."""
+    y = _attention_residual(x, block.attn, _layer_norm(block.norm1, x))
+    return _mlp_residual_(y, block.mlp, _layer_norm(block.norm2, y))
 
 
 def to_frames(x: torch.Tensor) -> torch.Tensor:
