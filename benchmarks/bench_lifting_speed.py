@@ -18,7 +18,9 @@ above 1 means ours is faster. Compare it only with a run on that kind of machine
 ``--floor`` replays, for each model, only its nn.Linear GEMMs at the shapes of one forward pass (inputs
 recorded by hooks, random values): no attention, LayerNorm, GELU or copies. Its time is a lower bound for a
 float32 forward with these BLAS kernels, so official / floor is the largest speed-up over the official
-code that any rewrite of the non-GEMM work could reach.
+code that any rewrite of the non-GEMM work could reach. (The recording pass runs with hooks, i.e. the plain
+path, so for HoT with TRA it includes the query projection per joint sequence that the inference path does
+once: ~1.3 % of HoT-MixSTE's GEMM FLOPs.)
 """
 from __future__ import annotations
 
