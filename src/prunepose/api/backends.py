@@ -16,6 +16,10 @@ from prunepose.errors import ConfigError, PrunePoseError
 
 #: Bundled default 2D weights (safetensors + JSON beside them), produced by the distillation work.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "weights" / "pose2d_default.safetensors"
+#: The same weights exported to ONNX (+ its JSON): what the default estimator runs on CPU when onnxruntime is
+#: installed, because onnxruntime runs the MobileNetV2 backbone about twice as fast as PyTorch eager on a CPU
+#: (benchmarks/bench_2d_default.py).
+DEFAULT_ONNX = DEFAULT_WEIGHTS.with_name("pose2d_default_cpu.onnx")
 
 
 class PoseBackend(Protocol):
@@ -47,6 +51,29 @@ def resolve_device(device: str | None) -> str:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {device!r}: MPS is not available on this machine")
     return str(dev)
+
+
+def default_checkpoint(device: str | None) -> Path | None:
+    """The bundled ONNX export when the default model will run on the CPU and onnxruntime is importable;
+    ``None`` (= the bundled PyTorch weights, see :func:`load_torch_model`) otherwise.
+
+    The export only counts together with the safetensors weights it was made from, so a missing bundle
+    is reported the same way whichever backend would have run it.
+    """
+    if not (DEFAULT_WEIGHTS.is_file() and DEFAULT_ONNX.is_file() and DEFAULT_ONNX.with_suffix(".json").is_file()):
+        return None
+    if device not in (None, "", "auto", "cpu"):
+        return None
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    if device in (None, "", "auto"):
+        import torch
+
+        if torch.cuda.is_available():
+            return None
+    return DEFAULT_ONNX
 
 
 def load_torch_model(model: str | None, checkpoint: str | Path | None) -> Any:

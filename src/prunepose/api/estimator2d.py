@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from prunepose.api.backends import OnnxBackend, PoseBackend, TorchBackend, load_torch_model, resolve_device
+from prunepose.api.backends import (
+    OnnxBackend,
+    PoseBackend,
+    TorchBackend,
+    default_checkpoint,
+    load_torch_model,
+    resolve_device,
+)
 from prunepose.api.boxes import DetectionFile, KeypointBoxTracker, PersonBoxes, explicit_boxes, whole_image_box
 from prunepose.api.results import DEFAULT_KPT_THR, Results2D
 from prunepose.api.sources import Frame, Source, check_array, iter_frames, source_kind
@@ -83,6 +90,8 @@ class PoseEstimator2D:
         self.batch_size = int(batch_size)
         self.flip = bool(flip)
         self.backend: PoseBackend
+        if checkpoint is None and model is None:  # bundled model: its ONNX export on CPU when possible
+            checkpoint = default_checkpoint(device)
         if checkpoint is not None and str(checkpoint).lower().endswith(".onnx"):
             if device not in ("cpu", "auto", None):
                 raise ConfigError(f"device {device!r}: the ONNX backend runs on CPU here; use device='cpu'")

@@ -15,6 +15,30 @@ def joints_mse_loss(pred: torch.Tensor, target: torch.Tensor, target_weight: tor
     return 0.5 * ((pred - target) * w).square().mean()
 
 
+def heatmap_focal_loss(logits: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor,
+                       alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on sigmoid heatmaps (Law & Deng 2018, Zhou et al. 2019).
+
+    Why, for heatmaps that go through a sigmoid (MoveNet's head, which was trained with it): an MSE towards
+    Gaussians of peak 1 pushes every peak towards 1, neighbours' joints included, and a crop's argmax then
+    jumps between people; the focal loss keeps the background down and weighs the peak pixel.
+    ``logits`` (B, K, H, W) before the sigmoid; ``target`` Gaussian heatmaps; the positive of each
+    keypoint is its target's maximum pixel; ``target_weight`` (B, K[, 1]) masks keypoints. The sum is
+    divided by the number of weighted positives (at least 1), as in CenterNet.
+    """
+    z = logits.float()
+    y = target.float()
+    w = target_weight.reshape(target_weight.shape[0], target_weight.shape[1], 1, 1).float()
+    peak = y.flatten(2).amax(dim=2).reshape(y.shape[0], y.shape[1], 1, 1)
+    pos = ((y >= peak) & (peak > 0)).float()
+    log_p, log_not_p = F.logsigmoid(z), F.logsigmoid(-z)
+    p = torch.sigmoid(z)
+    pos_loss = -((1 - p) ** alpha) * log_p * pos
+    neg_loss = -((1 - y) ** beta) * (p**alpha) * log_not_p * (1 - pos)
+    num_pos = (pos * w).sum().clamp(min=1.0)
+    return ((pos_loss + neg_loss) * w).sum() / num_pos
+
+
 def _kl_over_bins(logits: torch.Tensor, target: torch.Tensor, log_target: bool = False) -> torch.Tensor:
     """``KLDivLoss(reduction='none')(log_softmax(logits), target)`` averaged over bins: (B, K, N) -> (B, K).
 

@@ -122,7 +122,12 @@ def _resolve_amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, b
 
 
 def _build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """AdamW/Adam over the trainable parameters; a model with ``optimizer_groups(lr)`` (per-group ``lr_mult``,
+    e.g. a pretrained backbone at a lower rate) gets those groups."""
+    params: Any = [p for p in model.parameters() if p.requires_grad]
+    groups = getattr(model, "optimizer_groups", None)
+    if callable(groups):
+        params = groups(cfg.lr)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -464,7 +469,7 @@ class Trainer:
         the epochs still to come (more epochs, a decay added) instead of silently keeping the old one.
         """
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr
+            group["lr"] = self.cfg.lr * float(group.get("lr_mult", 1.0))
             group.pop("initial_lr", None)
         self.scheduler = _build_scheduler(self.optimizer, self.cfg)
         with warnings.catch_warnings():

@@ -21,6 +21,8 @@ class PoseOutput:
     heatmaps: torch.Tensor
     kept: list[torch.Tensor] = field(default_factory=list)
     attention: list[torch.Tensor] | None = None
+    # Models whose heatmaps are a sigmoid (conv_head "movenet"): the logits before it, for the focal loss.
+    logits: torch.Tensor | None = None
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from prunepose.codecs.heatmap import HeatmapCodec, flip_heatmaps, input_to_image
 from prunepose.codecs.simcc import SimCCCodec, flip_test_logits
-from prunepose.engine.losses import joints_mse_loss, kl_global_perceived_loss
+from prunepose.engine.losses import heatmap_focal_loss, joints_mse_loss, kl_global_perceived_loss
 from prunepose.errors import ConfigError
 from prunepose.skeletons import get_skeleton
 
@@ -84,6 +84,18 @@ def heatmap_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor,
     return loss, logs
 
 
+def focal_heatmap_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    """CenterNet focal loss on the heatmap logits (models with a pretrained sigmoid head, e.g. ppt_movenet192)."""
+    out = model(batch["image"])
+    if out.logits is None:
+        raise ConfigError(f"{model.config.name}: the focal heatmap loss needs the model's heatmap logits")
+    loss = heatmap_focal_loss(out.logits, batch["target"], batch["target_weight"])
+    logs = {}
+    if out.kept:
+        logs["tokens_kept"] = float(out.kept[-1].shape[1])
+    return loss, logs
+
+
 def simcc_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
     """GTPT's global-perceived loss: a pruned and an unpruned pass sharing the weights and the backbone;
     KL(gt||full) + KL(gt||pruned) + KL(full.detach()||pruned)."""
@@ -96,7 +108,9 @@ def simcc_loss(model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, d
 
 def loss_for(model_config: Any):  # noqa: ANN201  (returns one of the two loss functions)
     """The training loss of a model family."""
-    return simcc_loss if uses_simcc(model_config) else heatmap_loss
+    if uses_simcc(model_config):
+        return simcc_loss
+    return focal_heatmap_loss if getattr(model_config, "conv_head", "none") != "none" else heatmap_loss
 
 
 @torch.no_grad()

@@ -46,9 +46,20 @@ def _tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 
 
 class _SameConv(nn.Conv2d):
-    """3x3 conv with TF ``SAME`` padding; stride 2 needs the asymmetric pad a fixed torch padding cannot give."""
+    """3x3 conv with TF ``SAME`` padding; stride 2 needs the asymmetric pad a fixed torch padding cannot give.
+
+    At stride 1 ``SAME`` is the symmetric ``k // 2``, so the conv pads itself: no separate pad op (in an ONNX
+    export a ``Pad`` node costs a copy and a layout reorder).
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if self.stride[0] == 1 and self.stride[1] == 1:
+            self.padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 1 and self.stride[1] == 1:
+            return super().forward(x)
         return super().forward(_tf_same_pad(x, self.kernel_size[0], self.stride[0]))
 
 
@@ -183,6 +194,126 @@ def load_onnx_weights(module: MoveNetLightningBackbone, onnx_path: str) -> list[
                 if bias.shape != conv.bias.shape:
                     raise ValueError(f"{node.name}: bias {tuple(bias.shape)} != module {tuple(conv.bias.shape)}")
                 conv.bias.copy_(bias)
+    return [n.name for n in nodes]
+
+
+class MoveNetHeatmapHead(nn.Module):
+    """MoveNet Lightning's keypoint heatmap head on the stride-4 features: (B, 24, h, w) -> (B, 17, h, w) logits.
+
+    Graph nodes ``kpt_heatmap_0``: a depthwise 3x3 (no bias, zero padding 1), a 1x1 conv to 96 channels + ReLU,
+    a 1x1 conv to 17 channels; the graph applies a sigmoid after it. Why a port: a student that starts from
+    the head the features were trained with starts at Lightning's accuracy instead of at a mean pose, and
+    a transformer only has to learn a correction (see ``TokenPoseConfig.conv_head``).
+    """
+
+    def __init__(self, channels: int = 24, hidden: int = 96, num_keypoints: int = 17) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.hidden = nn.Conv2d(channels, hidden, 1)
+        self.out = nn.Conv2d(hidden, num_keypoints, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.hidden(self.depthwise(features))))
+
+
+HEATMAP_HEAD_SCOPE = "kpt_heatmap_0"
+CENTER_SCOPE, REGRESS_SCOPE = "center_0", "kpt_regress_0"
+#: The graph's constant 48x48 prior on the person centre (reciprocal of the distance to the crop centre + 1).
+CENTER_WEIGHT_INIT = "ConstantFolding/StatefulPartitionedCall/truediv_2_recip:0"
+#: MoveNet's decoder divides each keypoint heatmap by (distance to the regressed keypoint + this), in cells.
+REGRESS_DISTANCE_OFFSET = 1.7998046875
+
+
+class MoveNetPersonPrior(nn.Module):
+    """MoveNet's choice of *which* person a keypoint belongs to, as a (B, 17, h, w) weight in (0, 1].
+
+    MoveNet SinglePose decodes in three steps: the person centre is the argmax of its centre heatmap times a
+    fixed prior favouring the crop centre; a regression head read at that centre gives a rough position of
+    every keypoint; each keypoint heatmap is then divided by ``distance to that rough position + 1.8`` before
+    its argmax. Why here: without this step a top-down crop with several people lets a keypoint jump to a
+    neighbour's joint (the lower tail of the per-person OKS). The weight is ``1.8 / (distance + 1.8)``, so the
+    heatmap keeps its value (and score) at the regressed position and is damped far from it; no gradient flows
+    through the weight (argmax), only through the heatmaps it multiplies.
+    """
+
+    def __init__(self, channels: int = 24, hidden: int = 96, num_keypoints: int = 17, grid: int = 48) -> None:
+        super().__init__()
+        self.center = MoveNetHeatmapHead(channels, hidden, 1)
+        self.regress = MoveNetHeatmapHead(channels, hidden, 2 * num_keypoints)
+        self.register_buffer("center_weight", torch.ones(grid, grid))
+        self.num_keypoints = num_keypoints
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = features.shape
+        if (h, w) != tuple(self.center_weight.shape):
+            raise ValueError(f"MoveNet person prior is built for a {tuple(self.center_weight.shape)} feature grid, "
+                             f"got {(h, w)} (the model input must be 192x192)")
+        with torch.no_grad():
+            center = torch.sigmoid(self.center(features))[:, 0] * self.center_weight
+            idx = center.reshape(b, h * w).argmax(dim=1)
+            cy, cx = (idx // w).to(features.dtype), (idx % w).to(features.dtype)
+            reg = self.regress(features).reshape(b, 2 * self.num_keypoints, h * w)
+            at = reg.gather(2, idx.view(b, 1, 1).expand(b, 2 * self.num_keypoints, 1))
+            at = at.view(b, self.num_keypoints, 2)  # (dy, dx) per keypoint, in feature cells
+            ky = (cy.view(b, 1) + at[..., 0]).view(b, self.num_keypoints, 1, 1)
+            kx = (cx.view(b, 1) + at[..., 1]).view(b, self.num_keypoints, 1, 1)
+            ys = torch.arange(h, dtype=features.dtype, device=features.device).view(1, 1, h, 1)
+            xs = torch.arange(w, dtype=features.dtype, device=features.device).view(1, 1, 1, w)
+            dist = torch.sqrt((ys - ky) ** 2 + (xs - kx) ** 2)
+            return REGRESS_DISTANCE_OFFSET / (dist + REGRESS_DISTANCE_OFFSET)
+
+
+def load_onnx_person_prior(prior: MoveNetPersonPrior, onnx_path: str) -> list[str]:
+    """Copy the ``center_0`` and ``kpt_regress_0`` convs and the centre prior constant into ``prior``."""
+    from onnx import numpy_helper
+
+    names = _load_scoped_convs([prior.center.depthwise, prior.center.hidden, prior.center.out], onnx_path,
+                               CENTER_SCOPE)
+    names += _load_scoped_convs([prior.regress.depthwise, prior.regress.hidden, prior.regress.out], onnx_path,
+                                REGRESS_SCOPE)
+    import onnx
+
+    inits = {i.name: i for i in onnx.load(onnx_path).graph.initializer}
+    if CENTER_WEIGHT_INIT not in inits:
+        raise ValueError(f"{onnx_path}: no initializer {CENTER_WEIGHT_INIT}")
+    weight = torch.from_numpy(numpy_helper.to_array(inits[CENTER_WEIGHT_INIT]).copy()).reshape(
+        prior.center_weight.shape)
+    with torch.no_grad():
+        prior.center_weight.copy_(weight)
+    return names
+
+
+def load_onnx_heatmap_head(head: MoveNetHeatmapHead, onnx_path: str) -> list[str]:
+    """Copy the three ``kpt_heatmap_0`` convs of the ONNX graph into ``head``; return the node names used.
+
+    The depthwise node carries the scope in its *output* name (``.../kpt_heatmap_0/separable_conv2d_4/...``),
+    the two 1x1 convs in their node names, so nodes are matched by the scope appearing in name or output.
+    """
+    return _load_scoped_convs([head.depthwise, head.hidden, head.out], onnx_path, HEATMAP_HEAD_SCOPE)
+
+
+def _load_scoped_convs(convs: list[nn.Conv2d], onnx_path: str, scope: str) -> list[str]:
+    """Copy the Conv nodes whose name or output contains ``/scope/`` into ``convs`` (graph order, shape-checked)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(onnx_path).graph
+    inits = {i.name: i for i in graph.initializer}
+    tag = f"/{scope}/"
+    nodes = [n for n in graph.node if n.op_type == "Conv" and (tag in n.name or any(tag in o for o in n.output))]
+    if len(nodes) != len(convs):
+        raise ValueError(f"{onnx_path}: {len(nodes)} Conv nodes in scope {scope}, expected {len(convs)}")
+    for node, conv in zip(nodes, convs):
+        weight = torch.from_numpy(numpy_helper.to_array(inits[node.input[1]]).copy())
+        if weight.shape != conv.weight.shape:
+            raise ValueError(f"{node.name}: weight {tuple(weight.shape)} != module {tuple(conv.weight.shape)}")
+        has_bias = len(node.input) > 2 and node.input[2] != ""
+        if has_bias != (conv.bias is not None):
+            raise ValueError(f"{node.name}: bias presence differs from the module's conv")
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+            if has_bias:
+                conv.bias.copy_(torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).copy()))
     return [n.name for n in nodes]
 
 
