@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.fit(resume=not args.no_resume)
     if args.out:
         torch.save(model.state_dict(), Path(f"{args.out}.rank{info.rank}.pt"))
+    del trainer  # its DDP wrapper holds gloo work: release it before the group goes
     cleanup()
     return 0
 

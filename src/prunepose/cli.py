@@ -124,11 +124,15 @@ def _train_config(args: argparse.Namespace, cfg: dict):  # noqa: ANN202
 
 
 def _fit(trainer, args: argparse.Namespace) -> int:  # noqa: ANN001
-    """Run the trainer (resuming unless --no-resume) and print a one-line JSON summary on rank 0."""
+    """Run the trainer (resuming unless --no-resume), print a one-line JSON summary on rank 0, and leave
+    the process group (all ranks together) so a torchrun job exits cleanly."""
+    from prunepose.engine.distributed import cleanup
+
     summary = trainer.fit(resume=False if args.no_resume else (args.resume or True))
     if trainer.dist.is_main:
         print(json.dumps({k: summary[k] for k in ("global_step", "epoch_losses", "best_score", "last_checkpoint")
                           if k in summary}, default=str))
+    cleanup()
     return 0
 
 

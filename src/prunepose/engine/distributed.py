@@ -6,6 +6,7 @@ so the same code path runs under ``python train.py`` and ``torchrun --nproc_per_
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -75,7 +76,17 @@ def init_distributed() -> DistInfo:
     if world_size > 1:
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        atexit.register(_destroy_at_exit)
     return DistInfo(rank, world_size, local_rank, device)
+
+
+def _destroy_at_exit() -> None:
+    """Last resort for scripts that never call :func:`cleanup`: destroy the group while Python still lives.
+
+    No barrier here: at exit after an error the peers may be gone, and waiting would hang the job.
+    """
+    if is_dist():
+        dist.destroy_process_group()
 
 
 def is_dist() -> bool:
@@ -103,8 +114,15 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Leave the process group so the job exits cleanly (avoids NCCL/gloo shutdown warnings)."""
+    """Leave the process group so the job exits cleanly.
+
+    Why the barrier first: a rank that reaches the end early (rank 1 skips rank 0's final checkpoint write)
+    must not tear its gloo pairs down while the peer still works; and why at all: a process group left for
+    interpreter finalisation can abort the process (SIGABRT, "terminate called without an active
+    exception") when gloo's worker threads are destroyed after Python is gone. Idempotent.
+    """
     if is_dist():
+        dist.barrier()
         dist.destroy_process_group()
 
 
