@@ -44,14 +44,24 @@ class Source:
     images: Path  # folder the file names are relative to
     annotations: Path
     note: str
+    all_labelled: bool = False  # every person of an image has a box (COCO), so end-to-end AP is fair
 
 
-def sources(data: Path) -> list[Source]:
+def sources(data: Path, coco_val: Path | None = None) -> list[Source]:
+    """The labelled image sets that are present; ``coco_val`` adds COCO val2017 images with their full
+    annotations (a folder with ``val2017/`` and ``annotations/person_keypoints_val2017.json``, e.g. the
+    COCO-MINI subset, see ``--coco-val``)."""
     mm = data / "mmpose-testdata"
-    return [
+    extra = []
+    if coco_val is not None:
+        extra.append(Source("COCO val2017 (COCO-MINI)", coco_val / "val2017",
+                            coco_val / "annotations" / "person_keypoints_val2017.json",
+                            "held out from COCO training", all_labelled=True))
+    return extra + [
         Source("coco-mini (train2017)", data / "coco-mini" / "train2017", data / "coco-mini" / "annotations" /
-               "person_keypoints_train2017.json", "seen by the COCO-trained detector"),
-        Source("COCO val2017 (mmpose)", mm / "coco", mm / "coco" / "test_coco.json", "held out from COCO training"),
+               "person_keypoints_train2017.json", "seen by the COCO-trained detector", all_labelled=True),
+        Source("COCO val2017 (mmpose)", mm / "coco", mm / "coco" / "test_coco.json", "held out from COCO training",
+               all_labelled=True),
         Source("CrowdPose (mmpose)", mm / "crowdpose", mm / "crowdpose" / "test_crowdpose.json",
                "not all people labelled"),
         Source("OCHuman (mmpose)", mm / "ochuman", mm / "ochuman" / "test_ochuman.json", "not all people labelled"),
@@ -120,7 +130,8 @@ def run_detector(args: argparse.Namespace, data: Path) -> list[dict[str, Any]]:
                          num_threads=args.threads)
     rows, times, cpu_times = [], [], []
     pooled = {"gt": 0, "hit": 0, "hit_thr": 0}
-    for src in sources(data):
+    pooled_thr = {t: 0 for t in args.recall_thrs}
+    for src in sources(data, args.coco_val):
         if not src.annotations.is_file():
             continue
         gt = load_gt(src)
@@ -138,6 +149,8 @@ def run_detector(args: argparse.Namespace, data: Path) -> list[dict[str, Any]]:
             kp = np.array([a.get("num_keypoints", 0) > 0 for a in anns], bool)
             hit = match_recall(g, boxes)
             hit_def = match_recall(g, boxes[scores >= args.det_thr])
+            for t in args.recall_thrs:
+                pooled_thr[t] += int(match_recall(g, boxes[scores >= t]).sum())
             rec_all += int(hit.sum())
             rec_kp += int(hit[kp].sum())
             rec_all_def += int(hit_def.sum())
@@ -156,7 +169,8 @@ def run_detector(args: argparse.Namespace, data: Path) -> list[dict[str, Any]]:
                      "bbox_ap": bbox_ap(gt, dets)})
     rows.append({"source": "all sources pooled", "gt_persons": pooled["gt"],
                  "recall_iou50": pooled["hit"] / max(1, pooled["gt"]),
-                 f"recall_iou50_at_det_thr_{args.det_thr}": pooled["hit_thr"] / max(1, pooled["gt"])})
+                 f"recall_iou50_at_det_thr_{args.det_thr}": pooled["hit_thr"] / max(1, pooled["gt"]),
+                 **{f"recall_iou50_at_det_thr_{t:g}": n / max(1, pooled["gt"]) for t, n in pooled_thr.items()}})
     rows.append({"source": "timing", "images": len(times), "ms_median": 1000 * statistics.median(times),
                  "ms_mean": 1000 * statistics.fmean(times), "cpu_ms_median": 1000 * statistics.median(cpu_times),
                  "threads": args.threads, "input_size": args.input_size})
@@ -194,7 +208,7 @@ def run_pose(args: argparse.Namespace, data: Path) -> list[dict[str, Any]]:
     det_thrs = sorted({args.det_thr, *args.pose_det_thrs})
     det_ests = {t: PoseEstimator2D(det_thr=t, det_size=args.input_size) for t in det_thrs}
     rows = []
-    for src in sources(data)[:2]:  # the COCO sources: every person in an image is labelled
+    for src in [s for s in sources(data, args.coco_val) if s.all_labelled and s.annotations.is_file()]:
         gt = load_gt(src)
         res_gt: list[dict[str, Any]] = []
         res_det: dict[float, list[dict[str, Any]]] = {t: [] for t in det_thrs}
@@ -234,6 +248,12 @@ def main() -> None:
     parser.add_argument("--pose", action="store_true", help="also end-to-end keypoint AP vs GT boxes")
     parser.add_argument("--pose-det-thrs", type=float, nargs="*", default=[0.05],
                         help="extra detector thresholds for the end-to-end AP (default 0.05)")
+    parser.add_argument("--recall-thrs", type=float, nargs="*", default=[0.05, 0.1, 0.2],
+                        help="more score thresholds for the pooled recall")
+    parser.add_argument("--coco-val", type=Path, default=None,
+                        help="COCO val2017 images + full annotations: a folder with val2017/ and "
+                             "annotations/person_keypoints_val2017.json (e.g. a COCO-MINI checkout, "
+                             "github.com/Obmutescence/COCO-MINI@644f29e)")
     parser.add_argument("--json", help="write all numbers here")
     args = parser.parse_args()
     data = shared_data_dir()

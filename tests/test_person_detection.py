@@ -75,6 +75,26 @@ def test_letterbox_pads_to_multiples_of_32():
     assert x[0, -1, 0] == 114.0  # bottom padding is YOLOX's grey
 
 
+@needs_detector
+def test_small_images_are_enlarged_at_most_twice():
+    det = PersonDetector()  # input_size 640
+    # 2 x long side, rounded up to a multiple of 32, never above input_size
+    assert det.long_side_for(128, 128) == 256
+    assert det.long_side_for(100, 30) == 224
+    assert det.long_side_for(300, 500) == 640 and det.long_side_for(1080, 1920) == 640
+
+
+@needs_detector
+def test_detector_finds_the_person_of_a_small_frame():
+    """A 128 px frame of one person: letterboxed to 640 (5x) YOLOX-Nano misses it on most shifts."""
+    img = cv2.imread(str(Path(__file__).resolve().parents[1] / "src" / "prunepose" / "assets" / "astronaut.jpg"))
+    det = PersonDetector()
+    for shift in range(0, 64, 8):
+        frame = cv2.resize(np.roll(img, shift, axis=1), (128, 128))
+        boxes, _ = det(frame)
+        assert len(boxes) >= 1, f"shift {shift}: no person found"
+
+
 # ---------------------------------------------------------------- the real detector on real images
 @needs_coco
 @needs_detector
