@@ -39,6 +39,19 @@ def _step(checkpoint: Path) -> int | None:
     return int(step) if step is not None else None
 
 
+def _trained_on(cfg: dict) -> str:
+    """What 2D the config trains on, in words (the JSON tells users what input the weights expect)."""
+    data = cfg.get("data") or {}
+    base = "Human3.6M S1,S5,S6,S7,S8, "
+    if data.get("keypoints", "gt") == "sh":
+        prob, noise = float(data.get("gt2d_prob", 0.0)), float(data.get("gt2d_noise_px", 0.0))
+        text = base + "Stacked-Hourglass 2D detections"
+        if prob > 0:
+            text += f" ({prob:.0%} of the clips swapped for GT 2D projected with the real cameras + {noise:g} px noise)"
+        return text
+    return base + "GT 2D projected with the real cameras"
+
+
 def export(checkpoint: Path, config: Path, out: Path) -> Path:
     """Build the config's model, load ``checkpoint`` (strict) and save it with its provenance."""
     cfg = load_config(config)
@@ -50,9 +63,10 @@ def export(checkpoint: Path, config: Path, out: Path) -> Path:
     except ValueError:
         source, config_name = str(checkpoint), str(config)
     metadata = {
-        "trained_on": "Human3.6M S1,S5,S6,S7,S8, GT 2D projected with the real cameras",
+        "trained_on": _trained_on(cfg),
         "licence": "Human3.6M: non-commercial research only; these weights carry that restriction",
         "source_checkpoint": source,
+        "initialised_from": (cfg.get("init") or {}).get("checkpoint"),
         "step": _step(checkpoint),
         "experiment_config": config_name,
         "command": f"python scripts/export_default_lifter.py {source} --config {config_name}",
