@@ -245,8 +245,9 @@ def _test_lifting(args: argparse.Namespace, cfg: dict, model) -> int:  # noqa: A
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
+    wanted = cfg["data"].get("test_keypoints") or ["gt"]
     for name, dataset in (("gt2d", test_gt), ("sh2d", test_sh)):
-        if dataset is None:
+        if dataset is None or name[:-2] not in wanted:  # e.g. test_keypoints: [sh] skips the projected 2D
             continue
         res = evaluate_lifting(model, dataset, int(test_cfg.get("batch_size", 16)), bool(test_cfg.get("flip", True)),
                                device=_device(args.device))
