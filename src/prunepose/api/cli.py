@@ -33,6 +33,7 @@ import numpy as np
 
 from prunepose.api.csvout import CsvWriter
 from prunepose.atomic import atomic_write
+from prunepose.detect.person import DEFAULT_DET_SIZE
 from prunepose.errors import ConfigError, DataError, PrunePoseError
 from prunepose.outpaths import output_dir
 
@@ -242,9 +243,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--det-every", type=int, default=5,
                    help="video: run the detector every N frames, follow people by their keypoints in between "
                         "(default 5)")
-    p.add_argument("--det-size", type=int, default=640,
-                   help="detector input long side, multiple of 32 (default 640; 416 is ~2x faster, misses more "
-                        "small people)")
+    p.add_argument("--det-size", type=int, default=DEFAULT_DET_SIZE,
+                   help=f"detector input long side, multiple of 32 (default {DEFAULT_DET_SIZE}; 416 is ~2x faster, "
+                        "misses more small people)")
     p.add_argument("--no-detector", action="store_true",
                    help="no person detector: one pose for the whole image (videos: tracked from the whole frame)")
     p.add_argument("--csv", action="store_true",

@@ -41,6 +41,7 @@ from prunepose.api.sources import Frame, Source, check_array, iter_frames, sourc
 from prunepose.codecs.heatmap import HeatmapCodec, flip_heatmaps, input_to_image
 from prunepose.codecs.simcc import flip_test_logits
 from prunepose.data.transforms import box_to_center_scale, get_affine_transform, normalize_image, warp_image
+from prunepose.detect.person import DEFAULT_DET_SIZE
 from prunepose.detect.posenms import suppress_duplicate_poses
 from prunepose.errors import ConfigError, PrunePoseError
 from prunepose.skeletons import get_skeleton
@@ -81,7 +82,7 @@ class PoseEstimator2D:
     def __init__(self, model: str | None = None, checkpoint: str | Path | None = None, device: str = "cpu",
                  batch_size: int = 16, flip: bool = False, kpt_thr: float | None = None, detector: Any = "auto",
                  det_thr: float = DEFAULT_DET_THR, max_people: int | None = None, det_every: int = 5,
-                 det_size: int = 640) -> None:
+                 det_size: int = DEFAULT_DET_SIZE) -> None:
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if int(det_every) < 1:

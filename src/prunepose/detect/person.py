@@ -42,6 +42,8 @@ def detector_available(path: str | Path | None = None) -> bool:
     return Path(path or DEFAULT_DETECTOR).is_file()
 
 
+#: Default letterbox long side of the pipeline (`PoseEstimator2D`, `prunepose predict --det-size`).
+DEFAULT_DET_SIZE = 640
 #: The detector never enlarges an image more than this many times (see `PersonDetector.long_side_for`).
 MAX_UPSCALE = 2.0
 
@@ -98,7 +100,7 @@ class PersonDetector:
         num_threads: onnxruntime intra-op threads; 0 lets onnxruntime choose (all cores).
     """
 
-    def __init__(self, path: str | Path | None = None, input_size: int = 640, score_thr: float = 0.3,
+    def __init__(self, path: str | Path | None = None, input_size: int = DEFAULT_DET_SIZE, score_thr: float = 0.3,
                  nms_thr: float = 0.6, max_people: int | None = None, num_threads: int = 0) -> None:
         if int(input_size) < 32 or int(input_size) % 32:
             raise ConfigError(f"detector input_size must be a positive multiple of 32, got {input_size}")
